@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -23,8 +24,8 @@ var (
 )
 
 // RedisURL returns REDIS_URL when set, else the URL of a redis-server this
-// test process starts once on a free loopback port (stopped when the process
-// exits, since redis-server is told to die with its parent's pipe closing).
+// test process starts once on a free loopback port (killed by the kernel when
+// the test process exits: Pdeathsig).
 func RedisURL(t testing.TB) string {
 	t.Helper()
 	if u := os.Getenv("REDIS_URL"); u != "" {
@@ -83,6 +84,7 @@ func startRedis() (*Redis, error) {
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
 	cmd.Dir = os.TempDir()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
