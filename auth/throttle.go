@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -173,4 +174,48 @@ func (t *Throttle) Failed(ctx context.Context, login, client string) error {
 // must not reset a guessing run across many accounts).
 func (t *Throttle) Succeeded(ctx context.Context, login string) error {
 	return t.counter.Reset(ctx, loginKey(login))
+}
+
+// FallbackCounter uses a shared counter and, while it is unreachable, a
+// local one: throttling must neither fail open nor lock everyone out when
+// Redis is down.
+type FallbackCounter struct {
+	primary Counter
+	local   *MemoryCounter
+	log     *slog.Logger
+}
+
+// NewFallbackCounter wraps primary with an in-process fallback.
+func NewFallbackCounter(primary Counter, log *slog.Logger) *FallbackCounter {
+	return &FallbackCounter{primary: primary, local: NewMemoryCounter(), log: log}
+}
+
+func (f *FallbackCounter) Incr(ctx context.Context, key string, window time.Duration) (int64, error) {
+	n, err := f.primary.Incr(ctx, key, window)
+	if err != nil {
+		f.log.Warn("login throttle: shared counter unreachable, counting locally", "err", err)
+		return f.local.Incr(ctx, key, window)
+	}
+	return n, nil
+}
+
+func (f *FallbackCounter) Count(ctx context.Context, key string) (int64, time.Duration, error) {
+	n, ttl, err := f.primary.Count(ctx, key)
+	ln, lttl, _ := f.local.Count(ctx, key)
+	if err != nil {
+		f.log.Warn("login throttle: shared counter unreachable, counting locally", "err", err)
+		return ln, lttl, nil
+	}
+	if ln > n {
+		return ln, lttl, nil
+	}
+	return n, ttl, nil
+}
+
+func (f *FallbackCounter) Reset(ctx context.Context, key string) error {
+	_ = f.local.Reset(ctx, key)
+	if err := f.primary.Reset(ctx, key); err != nil {
+		f.log.Warn("login throttle: shared counter unreachable", "err", err)
+	}
+	return nil
 }
