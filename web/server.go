@@ -1,0 +1,157 @@
+// Package web is Parley's HTTP face: the chi router, REST handlers, CORS and
+// the embedded client. Handlers decode, call a domain service, and map
+// errors to the contract in one place (writeError).
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/cors"
+
+	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/session"
+	"github.com/parley-chat/parley/store"
+)
+
+// Presence tells whether a user has a live socket.
+type Presence interface {
+	Online(userID string) bool
+}
+
+type noPresence struct{}
+
+func (noPresence) Online(string) bool { return false }
+
+// Pinger is something /readyz checks.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// UserStore is the part of the store the user handlers read.
+type UserStore interface {
+	UserByID(ctx context.Context, id string) (*store.User, error)
+	UsersByIDs(ctx context.Context, ids []string) ([]store.User, error)
+	SearchUsers(ctx context.Context, prefix string, limit int) ([]store.User, error)
+}
+
+// Deps is what the router needs.
+type Deps struct {
+	Log      *slog.Logger
+	Accounts *auth.Accounts
+	Sessions *session.Manager
+	Users    UserStore
+	Presence Presence
+	// Ready lists what /readyz pings (database, cache).
+	Ready map[string]Pinger
+	// Registry serves /metrics; Metrics is registered on it.
+	Registry *prometheus.Registry
+	// CORSOrigins: empty allows any origin without credentials; otherwise
+	// exactly these origins, with credentials.
+	CORSOrigins []string
+	// SecureCookies marks the token cookie Secure (behind TLS).
+	SecureCookies bool
+	// Mount adds routes owned by other packages (chats, files, socket.io).
+	Mount []func(r chi.Router, authed func(http.Handler) http.Handler)
+}
+
+type server struct {
+	log           *slog.Logger
+	accounts      *auth.Accounts
+	sessions      *session.Manager
+	users         UserStore
+	presence      Presence
+	ready         map[string]Pinger
+	metrics       *Metrics
+	secureCookies bool
+}
+
+// NewRouter returns the whole HTTP handler.
+func NewRouter(d Deps) http.Handler {
+	s := &server{
+		log: d.Log, accounts: d.Accounts, sessions: d.Sessions, users: d.Users, presence: d.Presence,
+		ready: d.Ready, metrics: NewMetrics(d.Registry), secureCookies: d.SecureCookies,
+	}
+	if s.presence == nil {
+		s.presence = noPresence{}
+	}
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.observe)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, apperr.New(apperr.NotFound, "no such route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, apperr.New(apperr.InvalidInput, "method not allowed").Body())
+	})
+
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+
+	r.Route("/api", func(r chi.Router) {
+		r.Post("/auth/signup", s.signup)
+		r.Post("/auth/login", s.login)
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireAuth)
+			r.Post("/auth/logout", s.logout)
+			r.Post("/auth/logout-all", s.logoutAll)
+			r.Get("/auth/sessions", s.listSessions)
+			r.Delete("/auth/sessions/{id}", s.endSession)
+			r.Get("/me", s.getMe)
+			r.Patch("/me", s.patchMe)
+			r.Get("/users", s.searchUsers)
+			r.Get("/users/{id}", s.getUser)
+		})
+		for _, m := range d.Mount {
+			m(r, s.requireAuth)
+		}
+	})
+
+	return corsHandler(d.CORSOrigins).Handler(r)
+}
+
+func corsHandler(origins []string) *cors.Cors {
+	opts := cors.Options{
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Range", "If-None-Match", "If-Range"},
+		ExposedHeaders: []string{"Retry-After", "Content-Disposition", "Content-Range", "Content-Length", "ETag", "Accept-Ranges"},
+		MaxAge:         600,
+	}
+	if len(origins) == 0 {
+		opts.AllowedOrigins = []string{"*"}
+	} else {
+		opts.AllowedOrigins = origins
+		opts.AllowCredentials = true
+	}
+	return cors.New(opts)
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	for name, p := range s.ready {
+		if err := p.Ping(ctx); err != nil {
+			s.log.Warn("readiness check failed", "check", name, "err", err)
+			checks[name] = "unreachable"
+			ok = false
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, struct {
+			apperr.BodyError `json:"error"`
+			Checks           map[string]string `json:"checks"`
+		}{apperr.BodyError{Code: apperr.Unavailable, Message: "not ready"}, checks})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": checks})
+}
