@@ -1,0 +1,157 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/joho/godotenv"
+)
+
+// Config is every setting, from the environment and an optional .env file
+// in the working directory (the environment wins, as with Node's dotenv).
+type Config struct {
+	Host        string        `env:"HOST"`
+	Port        int           `env:"PORT" envDefault:"5000"`
+	DataDir     string        `env:"DATA_DIR" envDefault:"./data"`
+	MongoURI    string        `env:"MONGO_URI"`
+	MongoDB     string        `env:"MONGO_DB" envDefault:"parley"`
+	RedisURL    string        `env:"REDIS_URL"`
+	JWTSecret   string        `env:"JWT_SECRET"`
+	TokenTTL    time.Duration `env:"TOKEN_TTL" envDefault:"168h"`
+	BcryptCost  int           `env:"BCRYPT_COST" envDefault:"12"`
+	CORSOrigins []string      `env:"CORS_ORIGINS" envSeparator:","`
+	LogLevel    slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat   string        `env:"LOG_FORMAT" envDefault:"text"`
+	Env         string        `env:"PARLEY_ENV" envDefault:"development"`
+
+	UploadMaxBytes int64         `env:"UPLOAD_MAX_BYTES" envDefault:"26214400"`
+	AvatarMaxBytes int64         `env:"AVATAR_MAX_BYTES" envDefault:"5242880"`
+	OrphanFileTTL  time.Duration `env:"ORPHAN_FILE_TTL" envDefault:"24h"`
+	ShutdownGrace  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+}
+
+// ConfigError names the variable a bad setting came from.
+type ConfigError struct {
+	Var    string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return e.Var + ": " + e.Reason }
+
+// loadConfig reads .env (if present in dir) under the environment, then
+// parses and checks every setting.
+func loadConfig(dir string, environ []string) (Config, error) {
+	vars := map[string]string{}
+	if f, err := os.Open(filepath.Join(dir, ".env")); err == nil {
+		parsed, err := godotenv.Parse(f)
+		f.Close()
+		if err != nil {
+			return Config{}, &ConfigError{Var: ".env", Reason: err.Error()}
+		}
+		vars = parsed
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Config{}, &ConfigError{Var: ".env", Reason: err.Error()}
+	}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return Config{}, configParseError(err)
+	}
+	return cfg, cfg.validate()
+}
+
+// configParseError turns the library's field-named error into one that
+// names the environment variable.
+func configParseError(err error) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		err = agg.Errors[0]
+	}
+	var pe env.ParseError
+	if errors.As(err, &pe) {
+		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+			return &ConfigError{Var: f.Tag.Get("env"), Reason: "invalid value: " + errors.Unwrap(pe).Error()}
+		}
+	}
+	return &ConfigError{Var: "config", Reason: err.Error()}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Port < 0 || c.Port > 65535:
+		return &ConfigError{"PORT", fmt.Sprintf("invalid value %d: must be 0..65535", c.Port)}
+	case c.DataDir == "":
+		return &ConfigError{"DATA_DIR", "must not be empty"}
+	case c.TokenTTL < time.Minute:
+		return &ConfigError{"TOKEN_TTL", "must be at least 1m"}
+	case c.BcryptCost < 4 || c.BcryptCost > 31:
+		return &ConfigError{"BCRYPT_COST", fmt.Sprintf("invalid value %d: must be 4..31", c.BcryptCost)}
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return &ConfigError{"LOG_FORMAT", fmt.Sprintf("invalid value %q: must be text or json", c.LogFormat)}
+	case c.Env != "development" && c.Env != "production" && c.Env != "test":
+		return &ConfigError{"PARLEY_ENV", fmt.Sprintf("invalid value %q: must be development, test or production", c.Env)}
+	case c.Env == "production" && c.JWTSecret == "":
+		return &ConfigError{"JWT_SECRET", "required when PARLEY_ENV=production"}
+	case c.Env == "production" && len(c.JWTSecret) < 32:
+		return &ConfigError{"JWT_SECRET", "must be at least 32 bytes when PARLEY_ENV=production"}
+	case c.UploadMaxBytes < 1:
+		return &ConfigError{"UPLOAD_MAX_BYTES", "must be at least 1"}
+	case c.AvatarMaxBytes < 1:
+		return &ConfigError{"AVATAR_MAX_BYTES", "must be at least 1"}
+	case c.OrphanFileTTL < time.Minute:
+		return &ConfigError{"ORPHAN_FILE_TTL", "must be at least 1m"}
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "" || o == "*" || !(strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://")) {
+			return &ConfigError{"CORS_ORIGINS", fmt.Sprintf("invalid origin %q: want a comma-separated list of http(s)://host[:port]", o)}
+		}
+	}
+	return nil
+}
+
+// jwtSecret returns the configured secret, or the one kept in the data
+// directory, generating it on first start so tokens survive restarts.
+func (c *Config) jwtSecret(log *slog.Logger) ([]byte, error) {
+	if c.JWTSecret != "" {
+		return []byte(c.JWTSecret), nil
+	}
+	path := filepath.Join(c.DataDir, "jwt_secret")
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= 32 {
+			log.Warn("JWT_SECRET is not set: using the secret kept in the data directory", "file", path)
+			return []byte(s), nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("keep jwt secret: %w", err)
+	}
+	log.Warn("JWT_SECRET is not set: generated one and kept it in the data directory; set JWT_SECRET in production", "file", path)
+	return []byte(secret), nil
+}
