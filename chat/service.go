@@ -1,0 +1,703 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/wire"
+	"github.com/parley-chat/parley/store"
+)
+
+// Store is the part of the store the chat domain needs.
+type Store interface {
+	store.Chats
+	store.Messages
+	UsersByIDs(ctx context.Context, ids []string) ([]store.User, error)
+	FileByID(ctx context.Context, id string) (*store.File, error)
+	MarkAttached(ctx context.Context, ids []string) error
+}
+
+// Service runs chats and messages.
+type Service struct {
+	st     Store
+	bc     Broadcaster
+	limits Limits
+	log    *slog.Logger
+	now    func() time.Time
+
+	// chats caches chats (with members) by id, off the per-message path's
+	// database round trips. Membership changes on this node refresh it.
+	mu    sync.RWMutex
+	chats map[string]*store.Chat
+
+	writer *writer
+}
+
+// New returns a chat service; Run must be running for sends to complete.
+func New(st Store, bc Broadcaster, limits Limits, log *slog.Logger) *Service {
+	s := &Service{st: st, bc: bc, limits: limits, log: log, now: time.Now, chats: map[string]*store.Chat{}}
+	s.writer = newWriter(st, log)
+	return s
+}
+
+// SetBroadcaster sets where events go; the events server is built after the
+// service, so wiring sets it late.
+func (s *Service) SetBroadcaster(bc Broadcaster) { s.bc = bc }
+
+// Run commits sends until ctx ends; pending sends then fail as unavailable.
+func (s *Service) Run(ctx context.Context) { s.writer.run(ctx) }
+
+var errNoChat = apperr.New(apperr.NotFound, "no such chat")
+
+// chat returns the chat if userID is a member; anything else is not_found,
+// so existence never leaks.
+func (s *Service) chat(ctx context.Context, userID, chatID string) (*store.Chat, error) {
+	if !store.ValidID(chatID) {
+		return nil, errNoChat
+	}
+	s.mu.RLock()
+	c, ok := s.chats[chatID]
+	s.mu.RUnlock()
+	if !ok {
+		loaded, err := s.st.ChatByID(ctx, chatID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errNoChat
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load chat: %w", err)
+		}
+		s.remember(loaded)
+		c = loaded
+	}
+	if memberOf(c, userID) == nil {
+		return nil, errNoChat
+	}
+	return c, nil
+}
+
+func (s *Service) remember(c *store.Chat) {
+	s.mu.Lock()
+	s.chats[c.ID] = c
+	s.mu.Unlock()
+}
+
+// reload refreshes the cached copy after a change.
+func (s *Service) reload(ctx context.Context, chatID string) (*store.Chat, error) {
+	c, err := s.st.ChatByID(ctx, chatID)
+	if err != nil {
+		s.mu.Lock()
+		delete(s.chats, chatID)
+		s.mu.Unlock()
+		return nil, fmt.Errorf("reload chat: %w", err)
+	}
+	s.remember(c)
+	return c, nil
+}
+
+func memberOf(c *store.Chat, userID string) *store.Member {
+	for i := range c.Members {
+		if c.Members[i].UserID == userID {
+			return &c.Members[i]
+		}
+	}
+	return nil
+}
+
+func memberIDs(c *store.Chat) []string {
+	ids := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		ids[i] = m.UserID
+	}
+	return ids
+}
+
+// Send validates and stores a message, then delivers message:new to every
+// socket of every member but origin. created is false when clientMsgId
+// named a message already stored: the first one wins.
+func (s *Service) Send(ctx context.Context, userID, origin string, in SendInput) (*store.Message, bool, error) {
+	c, err := s.chat(ctx, userID, in.ChatID)
+	if err != nil {
+		return nil, false, err
+	}
+	m := &store.Message{ChatID: c.ID, SenderID: userID, Attachments: []store.Attachment{}}
+	fields := map[string]string{}
+	if in.Text != nil {
+		if n := utf8.RuneCountInString(*in.Text); n < 1 || n > s.limits.MaxText {
+			fields["text"] = fmt.Sprintf("1 to %d characters", s.limits.MaxText)
+		}
+		m.Text = *in.Text
+	}
+	if in.ClientMsgID != nil {
+		if n := utf8.RuneCountInString(*in.ClientMsgID); n < 1 || n > s.limits.MaxClientMsgID {
+			fields["clientMsgId"] = fmt.Sprintf("1 to %d characters", s.limits.MaxClientMsgID)
+		}
+		m.ClientMsgID = *in.ClientMsgID
+	}
+	if len(in.Attachments) > s.limits.MaxAttachments {
+		fields["attachments"] = fmt.Sprintf("at most %d", s.limits.MaxAttachments)
+	}
+	if in.Text == nil && len(in.Attachments) == 0 {
+		fields["text"] = "a message needs text or at least one attachment"
+	}
+	if len(fields) > 0 {
+		return nil, false, apperr.Invalid("invalid message", fields)
+	}
+	if m.ClientMsgID != "" {
+		// A retry after a reconnect usually finds its first copy here,
+		// without a trip through the writer.
+		if prev, err := s.st.MessageByClientID(ctx, c.ID, userID, m.ClientMsgID); err == nil {
+			return prev, false, nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, false, fmt.Errorf("look up clientMsgId: %w", err)
+		}
+	}
+	if len(in.Attachments) > 0 {
+		if m.Attachments, err = s.attachments(ctx, userID, in.Attachments); err != nil {
+			return nil, false, err
+		}
+	}
+	m.ID = store.NewID()
+	m.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
+	stored, created, err := s.writer.submit(ctx, m)
+	if err != nil {
+		return nil, false, err
+	}
+	if created {
+		if len(stored.Attachments) > 0 {
+			ids := make([]string, len(stored.Attachments))
+			for i, a := range stored.Attachments {
+				ids[i] = a.ID
+			}
+			if err := s.st.MarkAttached(ctx, ids); err != nil {
+				s.log.Warn("mark files attached", "err", err)
+			}
+		}
+		s.bc.ToChat(c.ID, EventMessageNew, wire.NewMessage(stored), origin)
+	}
+	return stored, created, nil
+}
+
+// attachments checks that every id names a file of the sender's.
+func (s *Service) attachments(ctx context.Context, userID string, ids []string) ([]store.Attachment, error) {
+	out := make([]store.Attachment, 0, len(ids))
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			return nil, apperr.Field("attachments", "the same file twice")
+		}
+		seen[id] = true
+		if !store.ValidID(id) {
+			return nil, apperr.Field("attachments", "unknown file "+truncateID(id))
+		}
+		f, err := s.st.FileByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && f.OwnerID != userID) {
+			return nil, apperr.Field("attachments", "unknown file "+id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load attachment: %w", err)
+		}
+		out = append(out, store.Attachment{ID: f.ID, Name: f.Name, Size: f.Size, ContentType: f.ContentType})
+	}
+	return out, nil
+}
+
+func truncateID(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "…"
+	}
+	return s
+}
+
+// History pages a chat's messages in ascending seq.
+func (s *Service) History(ctx context.Context, userID, chatID string, q HistoryQuery) ([]store.Message, bool, error) {
+	c, err := s.chat(ctx, userID, chatID)
+	if err != nil {
+		return nil, false, err
+	}
+	limit := s.limits.DefaultPage
+	fields := map[string]string{}
+	if q.Limit != nil {
+		if *q.Limit < 1 {
+			fields["limit"] = "at least 1"
+		}
+		limit = min(*q.Limit, s.limits.MaxPage)
+	}
+	if q.Before != nil && q.After != nil {
+		fields["before"] = "before and after cannot be used together"
+	}
+	if q.Before != nil && *q.Before < 1 {
+		fields["before"] = "at least 1"
+	}
+	if q.After != nil && *q.After < 0 {
+		fields["after"] = "at least 0"
+	}
+	if len(fields) > 0 {
+		return nil, false, apperr.Invalid("invalid history query", fields)
+	}
+	var msgs []store.Message
+	var more bool
+	switch {
+	case q.Before != nil:
+		msgs, more, err = s.st.History(ctx, c.ID, *q.Before, 0, limit)
+	case q.After != nil && *q.After == 0:
+		// The store's after counts from 1; seqs have no gaps, so the
+		// oldest page is exactly the one below limit+1.
+		msgs, _, err = s.st.History(ctx, c.ID, int64(limit)+1, 0, limit)
+		if err == nil && len(msgs) == limit {
+			var last int64
+			last, err = s.st.LastSeq(ctx, c.ID)
+			more = last > msgs[len(msgs)-1].Seq
+		}
+	case q.After != nil:
+		msgs, more, err = s.st.History(ctx, c.ID, 0, *q.After, limit)
+	default:
+		msgs, more, err = s.st.History(ctx, c.ID, 0, 0, limit)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("history: %w", err)
+	}
+	return msgs, more, nil
+}
+
+// MarkRead moves the caller's read mark forward and tells the chat's other
+// sockets; an older seq changes nothing and is not relayed.
+func (s *Service) MarkRead(ctx context.Context, userID, origin, chatID string, seq int64) error {
+	c, err := s.chat(ctx, userID, chatID)
+	if err != nil {
+		return err
+	}
+	if seq < 0 {
+		return apperr.Field("seq", "at least 0")
+	}
+	last, err := s.st.LastSeq(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("mark read: %w", err)
+	}
+	seq = min(seq, last)
+	moved, err := s.st.SetReadSeq(ctx, c.ID, userID, seq)
+	if err != nil {
+		return fmt.Errorf("mark read: %w", err)
+	}
+	if moved {
+		s.bc.ToChat(c.ID, EventMessageRead, readEvent{ChatID: c.ID, UserID: userID, Seq: seq}, origin)
+	}
+	return nil
+}
+
+type readEvent struct {
+	ChatID string `json:"chatId"`
+	UserID string `json:"userId"`
+	Seq    int64  `json:"seq"`
+}
+
+type typingEvent struct {
+	ChatID   string `json:"chatId"`
+	UserID   string `json:"userId"`
+	IsTyping bool   `json:"isTyping"`
+}
+
+// Typing relays a typing state to the chat's other members (not to the
+// typer's own other devices).
+func (s *Service) Typing(ctx context.Context, userID, origin, chatID string, isTyping bool) error {
+	c, err := s.chat(ctx, userID, chatID)
+	if err != nil {
+		return err
+	}
+	others := make([]string, 0, len(c.Members)-1)
+	for _, m := range c.Members {
+		if m.UserID != userID {
+			others = append(others, m.UserID)
+		}
+	}
+	s.bc.ToUsers(others, EventTyping, typingEvent{ChatID: c.ID, UserID: userID, IsTyping: isTyping})
+	return nil
+}
+
+// ChatIDs lists the chats a user belongs to (for joining rooms on connect).
+func (s *Service) ChatIDs(ctx context.Context, userID string) ([]string, error) {
+	chats, err := s.st.ChatsByMember(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("chats of user: %w", err)
+	}
+	ids := make([]string, len(chats))
+	for i := range chats {
+		ids[i] = chats[i].ID
+		s.remember(&chats[i])
+	}
+	return ids, nil
+}
+
+// Peers lists the users who share a chat with userID.
+func (s *Service) Peers(ctx context.Context, userID string) ([]string, error) {
+	chats, err := s.st.ChatsByMember(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("peers of user: %w", err)
+	}
+	seen := map[string]bool{userID: true}
+	var out []string
+	for _, c := range chats {
+		for _, m := range c.Members {
+			if !seen[m.UserID] {
+				seen[m.UserID] = true
+				out = append(out, m.UserID)
+			}
+		}
+	}
+	return out, nil
+}
+
+// View renders a chat for userID with its last message and unread count.
+func (s *Service) View(ctx context.Context, userID string, c *store.Chat) (wire.Chat, time.Time, error) {
+	last, err := s.st.LastMessage(ctx, c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		last, err = nil, nil
+	}
+	if err != nil {
+		return wire.Chat{}, time.Time{}, fmt.Errorf("last message: %w", err)
+	}
+	unread := 0
+	activity := c.CreatedAt
+	if last != nil {
+		activity = last.CreatedAt
+		var read int64
+		if m := memberOf(c, userID); m != nil {
+			read = m.ReadSeq
+		}
+		if last.Seq > read {
+			if unread, err = s.st.CountUnread(ctx, c.ID, userID, read); err != nil {
+				return wire.Chat{}, time.Time{}, fmt.Errorf("unread: %w", err)
+			}
+		}
+	}
+	return wire.NewChat(c, last, unread), activity, nil
+}
+
+// List returns the caller's chats, newest activity first.
+func (s *Service) List(ctx context.Context, userID string) ([]wire.Chat, error) {
+	chats, err := s.st.ChatsByMember(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list chats: %w", err)
+	}
+	type row struct {
+		view wire.Chat
+		at   time.Time
+	}
+	rows := make([]row, len(chats))
+	for i := range chats {
+		v, at, err := s.View(ctx, userID, &chats[i])
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = row{v, at}
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		if !rows[i].at.Equal(rows[j].at) {
+			return rows[i].at.After(rows[j].at)
+		}
+		return rows[i].view.ID > rows[j].view.ID
+	})
+	out := make([]wire.Chat, len(rows))
+	for i, r := range rows {
+		out[i] = r.view
+	}
+	return out, nil
+}
+
+// Get returns one chat the caller belongs to. Read marks are not cached, so
+// the view reads the chat fresh.
+func (s *Service) Get(ctx context.Context, userID, chatID string) (wire.Chat, error) {
+	if _, err := s.chat(ctx, userID, chatID); err != nil {
+		return wire.Chat{}, err
+	}
+	c, err := s.st.ChatByID(ctx, chatID)
+	if err != nil {
+		return wire.Chat{}, fmt.Errorf("get chat: %w", err)
+	}
+	v, _, err := s.View(ctx, userID, c)
+	return v, err
+}
+
+// CreateDirect returns the direct chat between userID and otherID, creating
+// it (created=true) when there is none. It is idempotent per pair, also when
+// both create it at once: the unique direct key decides.
+func (s *Service) CreateDirect(ctx context.Context, userID, otherID string) (wire.Chat, bool, error) {
+	if otherID == userID {
+		return wire.Chat{}, false, apperr.Field("userId", "a direct chat needs another user")
+	}
+	if err := s.usersExist(ctx, []string{otherID}, "userId"); err != nil {
+		return wire.Chat{}, false, err
+	}
+	pair := []string{userID, otherID}
+	slices.Sort(pair)
+	key := pair[0] + ":" + pair[1]
+	existing, err := s.st.ChatByDirectKey(ctx, key)
+	if err == nil {
+		v, _, err := s.View(ctx, userID, existing)
+		return v, false, err
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return wire.Chat{}, false, fmt.Errorf("find direct chat: %w", err)
+	}
+	c := &store.Chat{
+		ID: store.NewID(), Type: store.ChatDirect, DirectKey: key, CreatedAt: s.now().UTC().Truncate(time.Millisecond),
+		Members: []store.Member{{UserID: pair[0], Role: store.RoleMember}, {UserID: pair[1], Role: store.RoleMember}},
+	}
+	if err := s.st.CreateChat(ctx, c); err != nil {
+		if store.ConflictOn(err) == store.ConflictDirectKey || errors.Is(err, store.ErrConflict) {
+			if existing, err := s.st.ChatByDirectKey(ctx, key); err == nil {
+				v, _, err := s.View(ctx, userID, existing)
+				return v, false, err
+			}
+		}
+		return wire.Chat{}, false, fmt.Errorf("create direct chat: %w", err)
+	}
+	s.announceNew(c, pair)
+	v, _, err := s.View(ctx, userID, c)
+	return v, true, err
+}
+
+// CreateGroup creates a group owned by userID with the given members.
+func (s *Service) CreateGroup(ctx context.Context, userID string, name *string, users []string) (wire.Chat, error) {
+	clean, reason := cleanName(name)
+	if reason != "" {
+		return wire.Chat{}, apperr.Field("name", reason)
+	}
+	ids := dedupe(users, userID)
+	if len(ids)+1 > s.limits.MaxGroup {
+		return wire.Chat{}, apperr.Field("memberIds", fmt.Sprintf("a group has at most %d members", s.limits.MaxGroup))
+	}
+	if err := s.usersExist(ctx, ids, "memberIds"); err != nil {
+		return wire.Chat{}, err
+	}
+	id := store.NewID()
+	c := &store.Chat{
+		ID: id, Type: store.ChatGroup, Name: clean, DirectKey: "group:" + id, CreatedAt: s.now().UTC().Truncate(time.Millisecond),
+		Members: []store.Member{{UserID: userID, Role: store.RoleOwner}},
+	}
+	for _, m := range ids {
+		c.Members = append(c.Members, store.Member{UserID: m, Role: store.RoleMember})
+	}
+	if err := s.st.CreateChat(ctx, c); err != nil {
+		return wire.Chat{}, fmt.Errorf("create group: %w", err)
+	}
+	s.announceNew(c, memberIDs(c))
+	return wire.NewChat(c, nil, 0), nil
+}
+
+// announceNew tells the users of a chat they are in it, and puts their
+// live sockets in its room.
+func (s *Service) announceNew(c *store.Chat, users []string) {
+	s.remember(c)
+	s.bc.JoinChat(users, c.ID)
+	s.bc.ToUsers(users, EventChatNew, wire.NewChat(c, nil, 0))
+}
+
+// Rename renames a group (owner or admin).
+func (s *Service) Rename(ctx context.Context, userID, chatID string, name *string) (wire.Chat, error) {
+	c, err := s.manage(ctx, userID, chatID)
+	if err != nil {
+		return wire.Chat{}, err
+	}
+	clean, reason := cleanName(name)
+	if reason != "" {
+		return wire.Chat{}, apperr.Field("name", reason)
+	}
+	if err := s.st.RenameChat(ctx, c.ID, clean); err != nil {
+		return wire.Chat{}, fmt.Errorf("rename chat: %w", err)
+	}
+	if c, err = s.reload(ctx, c.ID); err != nil {
+		return wire.Chat{}, err
+	}
+	s.bc.ToUsers(memberIDs(c), EventChatUpdate, wire.NewChat(c, nil, 0))
+	return s.Get(ctx, userID, c.ID)
+}
+
+// AddMembers adds users to a group (owner or admin).
+func (s *Service) AddMembers(ctx context.Context, userID, chatID string, userIDs []string) (wire.Chat, error) {
+	c, err := s.manage(ctx, userID, chatID)
+	if err != nil {
+		return wire.Chat{}, err
+	}
+	var fresh []string
+	for _, id := range dedupe(userIDs, "") {
+		if memberOf(c, id) == nil {
+			fresh = append(fresh, id)
+		}
+	}
+	if len(userIDs) == 0 {
+		return wire.Chat{}, apperr.Field("userIds", "at least one user")
+	}
+	if len(c.Members)+len(fresh) > s.limits.MaxGroup {
+		return wire.Chat{}, apperr.Field("userIds", fmt.Sprintf("a group has at most %d members", s.limits.MaxGroup))
+	}
+	if err := s.usersExist(ctx, fresh, "userIds"); err != nil {
+		return wire.Chat{}, err
+	}
+	if len(fresh) > 0 {
+		add := make([]store.Member, len(fresh))
+		for i, id := range fresh {
+			add[i] = store.Member{UserID: id, Role: store.RoleMember}
+		}
+		if err := s.st.AddMembers(ctx, c.ID, add); err != nil {
+			return wire.Chat{}, fmt.Errorf("add members: %w", err)
+		}
+		before := memberIDs(c)
+		if c, err = s.reload(ctx, c.ID); err != nil {
+			return wire.Chat{}, err
+		}
+		s.bc.ToUsers(before, EventChatUpdate, wire.NewChat(c, nil, 0))
+		s.bc.JoinChat(fresh, c.ID)
+		for _, id := range fresh {
+			v, _, err := s.View(ctx, id, c)
+			if err != nil {
+				return wire.Chat{}, err
+			}
+			s.bc.ToUsers([]string{id}, EventChatNew, v)
+		}
+	}
+	return s.Get(ctx, userID, c.ID)
+}
+
+// RemoveMember removes targetID from a group: owners remove anyone, admins
+// remove members, and anyone may leave. An owner who leaves hands the group
+// to an admin, else to the longest-standing member.
+func (s *Service) RemoveMember(ctx context.Context, userID, chatID, targetID string) error {
+	c, err := s.chat(ctx, userID, chatID)
+	if err != nil {
+		return err
+	}
+	if c.Type != store.ChatGroup {
+		return apperr.New(apperr.InvalidInput, "members of a direct chat cannot change")
+	}
+	target := memberOf(c, targetID)
+	if target == nil {
+		return apperr.New(apperr.NotFound, "no such member")
+	}
+	me := memberOf(c, userID)
+	if targetID != userID {
+		switch {
+		case me.Role == store.RoleOwner:
+		case me.Role == store.RoleAdmin && target.Role == store.RoleMember:
+		default:
+			return apperr.New(apperr.Forbidden, "only the owner or an admin can remove members")
+		}
+	}
+	if err := s.st.RemoveMember(ctx, c.ID, targetID); err != nil {
+		return fmt.Errorf("remove member: %w", err)
+	}
+	if target.Role == store.RoleOwner {
+		if err := s.handOver(ctx, c, targetID); err != nil {
+			return err
+		}
+	}
+	if c, err = s.reload(ctx, c.ID); err != nil {
+		return err
+	}
+	s.bc.LeaveChat([]string{targetID}, c.ID)
+	s.bc.ToUsers([]string{targetID}, EventChatRemoved, map[string]string{"chatId": c.ID})
+	s.bc.ToUsers(memberIDs(c), EventChatUpdate, wire.NewChat(c, nil, 0))
+	return nil
+}
+
+// handOver gives a group whose owner left a new owner. The store has no
+// role update, so the heir is re-added with the owner role.
+func (s *Service) handOver(ctx context.Context, c *store.Chat, leaving string) error {
+	var heir *store.Member
+	for i := range c.Members {
+		m := &c.Members[i]
+		if m.UserID == leaving {
+			continue
+		}
+		if heir == nil || (m.Role == store.RoleAdmin && heir.Role != store.RoleAdmin) {
+			heir = m
+		}
+	}
+	if heir == nil {
+		return nil
+	}
+	if err := s.st.RemoveMember(ctx, c.ID, heir.UserID); err != nil {
+		return fmt.Errorf("hand over group: %w", err)
+	}
+	if err := s.st.AddMembers(ctx, c.ID, []store.Member{{UserID: heir.UserID, Role: store.RoleOwner, ReadSeq: heir.ReadSeq}}); err != nil {
+		return fmt.Errorf("hand over group: %w", err)
+	}
+	return nil
+}
+
+// manage returns a group the caller may administer.
+func (s *Service) manage(ctx context.Context, userID, chatID string) (*store.Chat, error) {
+	c, err := s.chat(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	if c.Type != store.ChatGroup {
+		return nil, apperr.New(apperr.InvalidInput, "a direct chat has no name or members to change")
+	}
+	if r := memberOf(c, userID).Role; r != store.RoleOwner && r != store.RoleAdmin {
+		return nil, apperr.New(apperr.Forbidden, "only the owner or an admin can change the group")
+	}
+	return c, nil
+}
+
+func (s *Service) usersExist(ctx context.Context, ids []string, field string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, id := range ids {
+		if !store.ValidID(id) {
+			return apperr.Field(field, "unknown user "+truncateID(id))
+		}
+	}
+	found, err := s.st.UsersByIDs(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("check users: %w", err)
+	}
+	if len(found) != len(ids) {
+		have := map[string]bool{}
+		for _, u := range found {
+			have[u.ID] = true
+		}
+		for _, id := range ids {
+			if !have[id] {
+				return apperr.Field(field, "unknown user "+id)
+			}
+		}
+	}
+	return nil
+}
+
+func dedupe(ids []string, without string) []string {
+	seen := map[string]bool{without: true}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func cleanName(name *string) (string, string) {
+	if name == nil {
+		return "", "required"
+	}
+	n := strings.TrimSpace(*name)
+	if c := utf8.RuneCountInString(n); c < 1 || c > 100 {
+		return "", "1 to 100 characters"
+	}
+	if strings.IndexFunc(n, unicode.IsControl) >= 0 {
+		return "", "no control characters"
+	}
+	return n, ""
+}
