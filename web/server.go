@@ -48,6 +48,7 @@ type Deps struct {
 	Sessions *session.Manager
 	Users    UserStore
 	Presence Presence
+	Chats    ChatService
 	// Ready lists what /readyz pings (database, cache).
 	Ready map[string]Pinger
 	// Registry serves /metrics; Metrics is registered on it.
@@ -67,6 +68,7 @@ type server struct {
 	sessions      *session.Manager
 	users         UserStore
 	presence      Presence
+	chats         ChatService
 	ready         map[string]Pinger
 	metrics       *Metrics
 	secureCookies bool
@@ -76,7 +78,7 @@ type server struct {
 func NewRouter(d Deps) http.Handler {
 	s := &server{
 		log: d.Log, accounts: d.Accounts, sessions: d.Sessions, users: d.Users, presence: d.Presence,
-		ready: d.Ready, metrics: NewMetrics(d.Registry), secureCookies: d.SecureCookies,
+		chats: d.Chats, ready: d.Ready, metrics: NewMetrics(d.Registry), secureCookies: d.SecureCookies,
 	}
 	if s.presence == nil {
 		s.presence = noPresence{}
@@ -107,6 +109,9 @@ func NewRouter(d Deps) http.Handler {
 			r.Patch("/me", s.patchMe)
 			r.Get("/users", s.searchUsers)
 			r.Get("/users/{id}", s.getUser)
+			if s.chats != nil {
+				s.chatRoutes(r)
+			}
 		})
 		for _, m := range d.Mount {
 			m(r, s.requireAuth)
