@@ -1,0 +1,99 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/parley-chat/parley/store"
+)
+
+const sessionCols = `id, user_id, user_agent, created_at, last_seen_at, expires_at`
+
+func scanSession(sc scanner) (store.Session, error) {
+	var (
+		ss                         store.Session
+		created, lastSeen, expires sql.NullInt64
+	)
+	err := sc.Scan(&ss.ID, &ss.UserID, &ss.UserAgent, &created, &lastSeen, &expires)
+	ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = fromMS(created), fromMS(lastSeen), fromMS(expires)
+	return ss, err
+}
+
+func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
+	_, err := s.w.ExecContext(ctx, `
+		INSERT INTO sessions (id, user_id, user_agent, created_at, last_seen_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		ss.ID, ss.UserID, ss.UserAgent, toMS(ss.CreatedAt), toMS(ss.LastSeenAt), toMS(ss.ExpiresAt))
+	if err != nil {
+		return wrap("create session", err)
+	}
+	return nil
+}
+
+func (s *Store) SessionByID(ctx context.Context, id string) (*store.Session, error) {
+	const op = "session by id"
+	ss, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(op)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	return &ss, nil
+}
+
+func (s *Store) SessionsByUser(ctx context.Context, userID string) ([]store.Session, error) {
+	const op = "sessions by user"
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT `+sessionCols+` FROM sessions WHERE user_id = ? ORDER BY created_at, id`, userID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := []store.Session{}
+	for rows.Next() {
+		ss, err := scanSession(rows)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		out = append(out, ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	return out, nil
+}
+
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	return s.updateOne(ctx, "delete session", `DELETE FROM sessions WHERE id = ?`, id)
+}
+
+// DeleteUserSessions uses RETURNING so the ids reported are exactly the rows
+// this statement removed, not a list read beforehand that may have changed.
+func (s *Store) DeleteUserSessions(ctx context.Context, userID, exceptID string) ([]string, error) {
+	const op = "delete user sessions"
+	rows, err := s.w.QueryContext(ctx,
+		`DELETE FROM sessions WHERE user_id = ? AND id <> ? RETURNING id`, userID, exceptID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	removed := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap(op, err)
+		}
+		removed = append(removed, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	return removed, nil
+}
+
+func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
+	return s.updateOne(ctx, "touch session", `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, toMS(at), id)
+}

@@ -1,0 +1,267 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/store/storetest"
+)
+
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	// A subdirectory that does not exist yet: Open must create it.
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "data", "parley.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := store.User{ID: store.NewID(), Username: "alice", Email: "alice@example.com", DisplayName: "Alice",
+		CreatedAt: time.UnixMilli(1_700_000_000_123).UTC()}
+	c := store.Chat{ID: store.NewID(), Type: store.ChatGroup, Name: "g",
+		Members: []store.Member{{UserID: u.ID, Role: store.RoleOwner}}}
+	c.DirectKey = "group:" + c.ID
+	m := &store.Message{ID: store.NewID(), ChatID: c.ID, Seq: 1, SenderID: u.ID, Text: "hello",
+		Attachments: []store.Attachment{{ID: store.NewID(), Name: "a.txt", Size: 3}}}
+	data := bytes.Repeat([]byte("0123456789"), chunkSize/5) // two chunks
+	f := store.File{ID: store.NewID(), OwnerID: u.ID, Name: "f", Kind: store.FileAttachment}
+	if err := s.CreateUser(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateChat(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.InsertMessages(ctx, []*store.Message{m}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateFile(ctx, &f, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	gotU, err := s.UserByLogin(ctx, "alice")
+	if err != nil || !gotU.CreatedAt.Equal(u.CreatedAt) {
+		t.Errorf("user after reopen = %+v, %v", gotU, err)
+	}
+	gotC, err := s.ChatByID(ctx, c.ID)
+	if err != nil || len(gotC.Members) != 1 {
+		t.Errorf("chat after reopen = %+v, %v", gotC, err)
+	}
+	gotM, err := s.LastMessage(ctx, c.ID)
+	if err != nil || gotM.ID != m.ID || len(gotM.Attachments) != 1 {
+		t.Errorf("message after reopen = %+v, %v", gotM, err)
+	}
+	r, err := s.OpenFile(ctx, f.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("file after reopen: %d bytes, %v; want %d bytes", len(got), err, len(data))
+	}
+	// Reopening an up-to-date database applies no migration twice.
+	var version int
+	if err := s.r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil || version != len(migrations) {
+		t.Errorf("user_version = %d, %v; want %d", version, err, len(migrations))
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		db     *sql.DB
+		pragma string
+		want   string
+	}{
+		{s.w, "journal_mode", "wal"},
+		{s.w, "foreign_keys", "1"},
+		{s.w, "synchronous", "1"}, // NORMAL
+		{s.w, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
+		{s.r, "foreign_keys", "1"},
+		{s.r, "query_only", "1"},
+		{s.r, "journal_mode", "wal"},
+	} {
+		var got string
+		if err := tc.db.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", tc.pragma, err)
+		}
+		if got != tc.want {
+			t.Errorf("PRAGMA %s = %q, want %q", tc.pragma, got, tc.want)
+		}
+	}
+	if _, err := s.r.ExecContext(ctx, `DELETE FROM users`); err == nil {
+		t.Error("the read pool accepted a write")
+	}
+}
+
+// TestFailedUploadLeavesNoRows checks the tables directly, which the
+// engine-neutral suite cannot.
+func TestFailedUploadLeavesNoRows(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	boom := errors.New("boom")
+	f := store.File{ID: store.NewID(), Kind: store.FileAttachment}
+	body := io.MultiReader(bytes.NewReader(make([]byte, 3*chunkSize+10)), iotest.ErrReader(boom))
+	if err := s.CreateFile(ctx, &f, body); !errors.Is(err, boom) {
+		t.Fatalf("CreateFile = %v, want %v", err, boom)
+	}
+	assertEmptyFiles(t, s)
+}
+
+// TestOpenSweepsUnfinishedUploads simulates a process killed mid-upload.
+func TestOpenSweepsUnfinishedUploads(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := store.NewID()
+	if _, err := s.w.ExecContext(ctx, `
+		INSERT INTO files (id, owner_id, name, content_type, kind, chunk_size, created_at)
+		VALUES (?, '', '', '', 'attachment', ?, 0)`, id, chunkSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO file_chunks (file_id, n, data) VALUES (?, 0, x'00')`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FileByID(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("FileByID(incomplete) = %v, want ErrNotFound", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	assertEmptyFiles(t, s)
+}
+
+func assertEmptyFiles(t *testing.T, s *Store) {
+	t.Helper()
+	for _, table := range []string{"files", "file_chunks"} {
+		var n int
+		if err := s.r.QueryRowContext(t.Context(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%s holds %d rows, want 0", table, n)
+		}
+	}
+}
+
+// TestReadsDoNotWaitForWriter holds the write connection in an open
+// transaction and reads meanwhile: with a shared pool the read would queue.
+func TestReadsDoNotWaitForWriter(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	u := store.User{ID: store.NewID(), Username: "alice", Email: "a@example.com"}
+	if err := s.CreateUser(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET display_name = 'x'`); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	got, err := s.UserByID(rctx, u.ID)
+	if err != nil {
+		t.Fatalf("read while a write transaction is open: %v", err)
+	}
+	if got.DisplayName != "" {
+		t.Errorf("read saw uncommitted display name %q", got.DisplayName)
+	}
+}
+
+func TestConflictMapping(t *testing.T) {
+	// Names as SQLite reports them: columns for plain indexes, the index
+	// name for expression indexes.
+	s := openTemp(t)
+	ctx := t.Context()
+	m := &store.Message{ID: store.NewID(), ChatID: "c", Seq: 1, SenderID: "u"}
+	if _, err := s.InsertMessages(ctx, []*store.Message{m}); err != nil {
+		t.Fatal(err)
+	}
+	dupID := *m
+	dupID.Seq = 2
+	_, err := s.InsertMessages(ctx, []*store.Message{&dupID})
+	if got := store.ConflictOn(err); got != store.ConflictID {
+		t.Errorf("duplicate message id: conflict on %q (%v), want %q", got, err, store.ConflictID)
+	}
+}
+
+func benchmarkInsert(b *testing.B, batch int) {
+	s := openTemp(b)
+	ctx := context.Background()
+	chat := store.NewID()
+	sender := store.NewID()
+	seq := int64(0)
+	msgs := make([]*store.Message, batch)
+	iters := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		iters++
+		for i := range msgs {
+			seq++
+			msgs[i] = &store.Message{
+				ID: store.NewID(), ChatID: chat, Seq: seq, SenderID: sender,
+				Text: "a typical short chat message", ClientMsgID: fmt.Sprint("c", seq),
+				CreatedAt: time.Now(),
+			}
+		}
+		if n, err := s.InsertMessages(ctx, msgs); n != batch || err != nil {
+			b.Fatalf("InsertMessages = %d, %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(iters*batch)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkInsertMessages compares one commit per message with group
+// commit; msgs/s is the figure to compare.
+func BenchmarkInsertMessages(b *testing.B) {
+	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchmarkInsert(b, batch) })
+	}
+}
