@@ -215,20 +215,45 @@ func TestReadsDoNotWaitForWriter(t *testing.T) {
 	}
 }
 
-func TestConflictMapping(t *testing.T) {
-	// Names as SQLite reports them: columns for plain indexes, the index
-	// name for expression indexes.
+// TestConflictIDs covers the one conflict the contract suite leaves out: a
+// reused record id, reported by SQLite as a PRIMARY KEY failure.
+func TestConflictIDs(t *testing.T) {
 	s := openTemp(t)
 	ctx := t.Context()
-	m := &store.Message{ID: store.NewID(), ChatID: "c", Seq: 1, SenderID: "u"}
-	if _, err := s.InsertMessages(ctx, []*store.Message{m}); err != nil {
-		t.Fatal(err)
+	id := store.NewID()
+	u := store.User{ID: id, Username: "a", Email: "a@example.com"}
+	m := &store.Message{ID: id, ChatID: "c", Seq: 1, SenderID: "u"}
+	c := store.Chat{ID: id, Type: store.ChatGroup, DirectKey: "group:" + id}
+	ss := store.Session{ID: id}
+	for _, step := range []struct {
+		name   string
+		create func() error
+	}{
+		{"user", func() error { return s.CreateUser(ctx, &u) }},
+		{"message", func() error { _, err := s.InsertMessages(ctx, []*store.Message{m}); return err }},
+		{"chat", func() error { return s.CreateChat(ctx, &c) }},
+		{"session", func() error { return s.CreateSession(ctx, &ss) }},
+	} {
+		if err := step.create(); err != nil {
+			t.Fatalf("first %s: %v", step.name, err)
+		}
 	}
-	dupID := *m
-	dupID.Seq = 2
-	_, err := s.InsertMessages(ctx, []*store.Message{&dupID})
-	if got := store.ConflictOn(err); got != store.ConflictID {
-		t.Errorf("duplicate message id: conflict on %q (%v), want %q", got, err, store.ConflictID)
+	u.Username, u.Email = "b", "b@example.com"
+	m2 := *m
+	m2.Seq = 2
+	c.DirectKey = "group:other"
+	for _, step := range []struct {
+		name   string
+		create func() error
+	}{
+		{"user", func() error { return s.CreateUser(ctx, &u) }},
+		{"message", func() error { _, err := s.InsertMessages(ctx, []*store.Message{&m2}); return err }},
+		{"chat", func() error { return s.CreateChat(ctx, &c) }},
+		{"session", func() error { return s.CreateSession(ctx, &ss) }},
+	} {
+		if got := store.ConflictOn(step.create()); got != store.ConflictID {
+			t.Errorf("%s with a taken id: conflict on %q, want %q", step.name, got, store.ConflictID)
+		}
 	}
 }
 
