@@ -83,7 +83,7 @@ func configParseError(err error) error {
 	var pe env.ParseError
 	if errors.As(err, &pe) {
 		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
-			return &ConfigError{Var: f.Tag.Get("env"), Reason: "invalid value: " + errors.Unwrap(pe).Error()}
+			return &ConfigError{Var: f.Tag.Get("env"), Reason: "invalid value: " + pe.Err.Error()}
 		}
 	}
 	return &ConfigError{Var: "config", Reason: err.Error()}

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	mongostore "github.com/parley-chat/parley/store/mongo"
@@ -79,6 +80,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		// database instead of hanging on the cache.
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
 		opts.MaxRetries = 1
+		opts.DialerRetries = 1
+		opts.DialerRetryTimeout = 50 * time.Millisecond
+		redis.SetLogger(redisLogger{log})
 		rdb = redis.NewClient(opts)
 		defer rdb.Close()
 		if err := rdb.Ping(ctx).Err(); err != nil {
@@ -102,11 +106,17 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	sessions := session.NewManager(st, cache, cfg.TokenTTL, log)
 	accounts := auth.NewAccounts(st, sessions, passwords, auth.NewTokens(secret), auth.NewThrottle(counter), log)
 
+	chats := chat.New(st, nil, chat.DefaultLimits, log)
+	chatCtx, stopChats := context.WithCancel(context.WithoutCancel(ctx))
+	chatsDone := make(chan struct{})
+	go func() { chats.Run(chatCtx); close(chatsDone) }()
+	defer func() { stopChats(); <-chatsDone }()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	handler := web.NewRouter(web.Deps{
-		Log: log, Accounts: accounts, Sessions: sessions, Users: st,
+		Log: log, Accounts: accounts, Sessions: sessions, Users: st, Chats: chats,
 		Ready:       map[string]web.Pinger{"database": st, "cache": cacheP},
 		Registry:    reg,
 		CORSOrigins: cfg.CORSOrigins,
@@ -175,4 +185,12 @@ func cacheName(cfg Config) string {
 		return "redis"
 	}
 	return "memory"
+}
+
+// redisLogger sends go-redis's own chatter (pool dial failures, already
+// reported by the callers as warnings) to debug.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf("redis: "+format, v...))
 }

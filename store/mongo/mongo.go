@@ -129,11 +129,43 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		}},
 	}
 	for _, sp := range specs {
-		if _, err := sp.coll.Indexes().CreateMany(ctx, sp.models); err != nil {
+		missing, err := missingIndexes(ctx, sp.coll, sp.models)
+		if err != nil {
+			return err
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		if _, err := sp.coll.Indexes().CreateMany(ctx, missing); err != nil {
 			return fmt.Errorf("mongo: create indexes on %s: %w", sp.coll.Name(), err)
 		}
 	}
 	return nil
+}
+
+// missingIndexes leaves out the models whose index name exists already.
+// MongoDB would accept the same createIndexes again, but FerretDB 1.24
+// drops the connection on it, so every restart after the first would fail.
+func missingIndexes(ctx context.Context, coll *mdriver.Collection, models []mdriver.IndexModel) ([]mdriver.IndexModel, error) {
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: list indexes on %s: %w", coll.Name(), err)
+	}
+	have := make(map[string]bool, len(specs))
+	for _, sp := range specs {
+		have[sp.Name] = true
+	}
+	var missing []mdriver.IndexModel
+	for _, m := range models {
+		var o options.IndexOptions
+		for _, set := range m.Options.List() {
+			_ = set(&o)
+		}
+		if o.Name == nil || !have[*o.Name] {
+			missing = append(missing, m)
+		}
+	}
+	return missing, nil
 }
 
 // Ping reports whether the server answers.

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 5000 || cfg.DataDir != "./data" || cfg.MongoDB != "parley" || cfg.TokenTTL != 168*time.Hour || cfg.BcryptCost != 12 || cfg.LogFormat != "text" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestConfigDotEnv(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("PORT=6001\nMONGO_DB=fromfile\n# comment\nCORS_ORIGINS=http://a.example,https://b.example\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(dir, []string{"MONGO_DB=fromenv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 6001 {
+		t.Errorf(".env PORT not loaded: %d", cfg.Port)
+	}
+	if cfg.MongoDB != "fromenv" {
+		t.Errorf("the environment must win over .env: %q", cfg.MongoDB)
+	}
+	if len(cfg.CORSOrigins) != 2 {
+		t.Errorf("CORS_ORIGINS: %v", cfg.CORSOrigins)
+	}
+}
+
+func TestConfigBadValues(t *testing.T) {
+	cases := []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"PORT=abc"}, "PORT"},
+		{[]string{"PORT=70000"}, "PORT"},
+		{[]string{"TOKEN_TTL=forever"}, "TOKEN_TTL"},
+		{[]string{"BCRYPT_COST=40"}, "BCRYPT_COST"},
+		{[]string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
+		{[]string{"LOG_FORMAT=xml"}, "LOG_FORMAT"},
+		{[]string{"CORS_ORIGINS=*"}, "CORS_ORIGINS"},
+		{[]string{"PARLEY_ENV=production"}, "JWT_SECRET"},
+		{[]string{"PARLEY_ENV=production", "JWT_SECRET=short"}, "JWT_SECRET"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.env, " "), func(t *testing.T) {
+			_, err := loadConfig(t.TempDir(), c.env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, c.want+": ") || strings.Contains(msg, "\n") {
+				t.Fatalf("want one line starting with %q, got %q", c.want, msg)
+			}
+		})
+	}
+}
+
+func TestJWTSecretKeptInDataDir(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir()}
+	log := discardLogger()
+	first, err := cfg.jwtSecret(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := cfg.jwtSecret(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != string(second) || len(first) < 32 {
+		t.Fatal("secret not kept across starts")
+	}
+	info, err := os.Stat(filepath.Join(cfg.DataDir, "jwt_secret"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v", info, err)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
