@@ -1,0 +1,213 @@
+package events
+
+// This is the one file that knows the Socket.IO library
+// (github.com/zishang520/socket.io v3). It adapts the library's sockets to
+// Conn and its rooms to fanout; everything Parley decides lives elsewhere.
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+
+	eio "github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/parley-chat/parley/auth"
+)
+
+type engine struct {
+	s    *Server
+	io   *socket.Server
+	http http.Handler
+}
+
+func newEngine(s *Server) (*engine, error) {
+	cfg := s.cfg
+	opts := socket.DefaultServerOptions()
+	opts.SetPath("/socket.io")
+	opts.SetServeClient(false)
+	opts.SetAllowEIO3(true) // socket.io-client 2.x
+	opts.SetTransports(types.NewSet(eio.Polling, eio.WebSocket))
+	opts.SetAllowUpgrades(true)
+	opts.SetPingInterval(cfg.PingInterval)
+	opts.SetPingTimeout(cfg.PingTimeout)
+	opts.SetMaxHttpBufferSize(cfg.MaxHTTPBufferSize)
+	opts.SetCors(corsOptions(cfg.CORSOrigins))
+	if cfg.RecoveryWindow > 0 {
+		rec := socket.DefaultConnectionStateRecovery()
+		rec.SetMaxDisconnectionDuration(cfg.RecoveryWindow.Milliseconds())
+		// The library skips middlewares for a recovered socket by default;
+		// the handshake check must run anyway, or a session ended while its
+		// socket was away would come back through recovery.
+		rec.SetSkipMiddlewares(false)
+		opts.SetConnectionStateRecovery(rec)
+	}
+	io := socket.NewServer(nil, opts)
+	e := &engine{s: s, io: io}
+	e.http = io.ServeHandler(nil)
+	io.Sockets().Use(e.authenticate)
+	if err := io.On("connection", e.onConnection); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// corsOptions follows REST: any origin without credentials, or exactly the
+// configured ones with credentials. The engine also checks a websocket
+// upgrade's Origin against it (without it, gorilla refuses cross-origin
+// upgrades outright).
+func corsOptions(origins []string) *types.Cors {
+	if len(origins) == 0 {
+		return &types.Cors{Origin: "*"}
+	}
+	return &types.Cors{Origin: append([]string(nil), origins...), Credentials: true}
+}
+
+// ServeHTTP serves polling requests and websocket upgrades.
+func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// gorilla/websocket asserts http.Hijacker on the writer itself, while
+	// router middleware wraps writers and offers Hijack only through
+	// Unwrap (http.ResponseController's convention).
+	if _, ok := w.(http.Hijacker); !ok {
+		w = hijackable{w}
+	}
+	e.http.ServeHTTP(w, r)
+}
+
+type hijackable struct{ http.ResponseWriter }
+
+func (h hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(h.ResponseWriter).Hijack()
+}
+
+func (h hijackable) Flush() { _ = http.NewResponseController(h.ResponseWriter).Flush() }
+
+func (h hijackable) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// authenticate is the namespace middleware: its error becomes the
+// client's connect_error, with the message as the error's message.
+func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	var r *http.Request
+	if ctx := sock.Request(); ctx != nil {
+		r = ctx.Request()
+	}
+	id, err := e.s.authenticate(handshakeToken(sock.Handshake().Auth, r))
+	if err != nil {
+		msg := e.s.handshakeError(err)
+		// v3/v4 clients get the code in err.data too; the Go client even
+		// refuses a connect_error whose data is null. Engine.IO 3 clients
+		// get data instead of the message when there is any, and their
+		// contract is the bare message.
+		var data any
+		if sock.Conn().Protocol() != 3 {
+			data = map[string]any{"code": msg}
+		}
+		next(socket.NewExtendedError(msg, data))
+		return
+	}
+	// Data survives connection-state recovery with the socket's rooms.
+	sock.SetData(id)
+	next(nil)
+}
+
+// onConnection runs on the socket's own event queue, so the socket's
+// first event is handled only after setup has put it in its rooms.
+func (e *engine) onConnection(args ...any) {
+	sock, ok := args[0].(*socket.Socket)
+	if !ok {
+		return
+	}
+	id, ok := sock.Data().(auth.Identity)
+	if !ok || id.UserID == "" {
+		sock.Disconnect(false)
+		return
+	}
+	st := e.s.newConn(&sioConn{sock: sock, id: id})
+	_ = sock.On("disconnect", func(...any) { st.teardown() })
+	// The transport may have gone before the listener was in place.
+	if !sock.Connected() {
+		st.teardown()
+		return
+	}
+	st.setup()
+	for _, name := range clientEvents {
+		_ = sock.On(name, func(args ...any) {
+			payload, ack := splitArgs(args)
+			st.handle(name, payload, ack)
+		})
+	}
+}
+
+// splitArgs takes the library's listener arguments apart: the payload is
+// the first argument, and the ack, when the client asked for one, the last.
+func splitArgs(args []any) (any, Ack) {
+	var ack Ack
+	if n := len(args); n > 0 {
+		if fn, ok := args[n-1].(socket.Ack); ok {
+			ack = func(v any) { fn([]any{v}, nil) }
+			args = args[:n-1]
+		}
+	}
+	if len(args) == 0 {
+		return nil, ack
+	}
+	return args[0], ack
+}
+
+// sioConn is a library socket as a Conn.
+type sioConn struct {
+	sock *socket.Socket
+	id   auth.Identity
+}
+
+func (c *sioConn) ID() string        { return string(c.sock.Id()) }
+func (c *sioConn) UserID() string    { return c.id.UserID }
+func (c *sioConn) SessionID() string { return c.id.SessionID }
+
+func (c *sioConn) Emit(event string, payload any) { _ = c.sock.Emit(event, payload) }
+func (c *sioConn) Join(rooms ...string)           { c.sock.Join(toRooms(rooms)...) }
+func (c *sioConn) Leave(room string)              { c.sock.Leave(socket.Room(room)) }
+func (c *sioConn) Disconnect()                    { c.sock.Disconnect(false) }
+func (c *sioConn) Drop()                          { c.sock.Conn().Close(false) }
+
+func (c *sioConn) Rooms() []string {
+	keys := c.sock.Rooms().Keys()
+	out := make([]string, len(keys))
+	for i, r := range keys {
+		out[i] = string(r)
+	}
+	return out
+}
+
+func toRooms(names []string) []socket.Room {
+	rooms := make([]socket.Room, len(names))
+	for i, n := range names {
+		rooms[i] = socket.Room(n)
+	}
+	return rooms
+}
+
+// fanout over the default namespace's rooms.
+
+func (e *engine) emit(to, except []string, event string, payload any) {
+	op := e.io.To(toRooms(to)...)
+	if len(except) > 0 {
+		op = op.Except(toRooms(except)...)
+	}
+	_ = op.Emit(event, payload)
+}
+
+func (e *engine) join(in []string, rooms ...string) {
+	e.io.In(toRooms(in)...).SocketsJoin(toRooms(rooms)...)
+}
+
+func (e *engine) leave(in []string, rooms ...string) {
+	e.io.In(toRooms(in)...).SocketsLeave(toRooms(rooms)...)
+}
+
+func (e *engine) disconnect(in ...string) {
+	e.io.In(toRooms(in)...).DisconnectSockets(false)
+}
+
+func (e *engine) close() { e.io.Close(nil) }

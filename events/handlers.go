@@ -1,0 +1,386 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/wire"
+	"github.com/parley-chat/parley/store"
+)
+
+// Client event names, as on the wire.
+const (
+	EventMessageSend = "message:send"
+	EventMessageRead = chat.EventMessageRead
+	EventTyping      = chat.EventTyping
+	EventChatHistory = "chat:history"
+	EventPresenceGet = "presence:get"
+)
+
+// clientEvents are the events a socket listens to; anything else is ignored.
+var clientEvents = []string{EventMessageSend, EventMessageRead, EventTyping, EventChatHistory, EventPresenceGet}
+
+// Typing relay budget per socket and chat.
+const (
+	typingRate  = 3 // a second
+	typingBurst = 3
+)
+
+// laneLimit is how many events of one kind a socket may have waiting.
+const laneLimit = 64
+
+// maxPresenceIDs bounds one presence:get, as large as the largest group.
+const maxPresenceIDs = 1000
+
+// Lanes: one per kind of event, so a slow kind never holds up another.
+const (
+	laneSend = iota
+	laneRead
+	laneTyping
+	laneQuery
+	numLanes
+)
+
+// connState is one socket's life on this server.
+type connState struct {
+	s      *Server
+	conn   Conn
+	key    string // unique per connection, for the Tracker: ids repeat on recovery
+	typing *typingThrottle
+	lanes  [numLanes]*lane
+
+	mu      sync.Mutex
+	closed  bool
+	tracked bool
+	ended   sync.Once
+}
+
+func (s *Server) newConn(c Conn) *connState {
+	st := &connState{
+		s: s, conn: c,
+		key:    c.ID() + "." + strconv.FormatUint(s.connSeq.Add(1), 36),
+		typing: newTypingThrottle(typingRate, typingBurst, s.now),
+	}
+	for i := range st.lanes {
+		st.lanes[i] = newLane(laneLimit, &s.work)
+	}
+	s.metrics.connected()
+	return st
+}
+
+// setup puts a freshly connected socket in its rooms and counts it for
+// presence. The engine calls it before the socket's first event is handled.
+func (st *connState) setup() {
+	s, c := st.s, st.conn
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandlerTimeout)
+	defer cancel()
+	uid := c.UserID()
+
+	s.membership.RLock()
+	// The user room first: a JoinChat from now on reaches this socket,
+	// and one from before is in what ChatIDs reads.
+	c.Join(userRoom(uid), sessionRoom(c.SessionID()))
+	ids, err := s.chats.ChatIDs(ctx, uid)
+	if err != nil {
+		s.membership.RUnlock()
+		// A socket outside its chats' rooms would miss messages without
+		// knowing; a dropped one reconnects and tries again.
+		s.log.Warn("socket: look up chats; dropping the connection", "user", uid, "err", err)
+		c.Drop()
+		return
+	}
+	want := make(map[string]bool, len(ids))
+	rooms := make([]string, len(ids))
+	for i, id := range ids {
+		rooms[i] = chatRoom(id)
+		want[rooms[i]] = true
+	}
+	// A recovered socket comes back with its old rooms.
+	for _, r := range c.Rooms() {
+		if strings.HasPrefix(r, chatRoomPrefix) && !want[r] {
+			c.Leave(r)
+		}
+	}
+	if len(rooms) > 0 {
+		c.Join(rooms...)
+	}
+	s.membership.RUnlock()
+
+	if s.wasRevoked(c.SessionID()) {
+		c.Emit(EventSessionRevoked, struct{}{})
+		c.Disconnect()
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return
+	}
+	st.tracked = true
+	s.userConnected(uid, st.key)
+}
+
+// teardown runs once when the socket goes, whatever the reason. The
+// library may call it from a transport goroutine or from inside a
+// revocation, so the slow part runs on its own.
+func (st *connState) teardown() {
+	st.ended.Do(func() {
+		st.s.work.begin()
+		go func() {
+			defer st.s.work.end()
+			st.s.metrics.disconnected()
+			// Waits for setup to finish counting this socket, so it is
+			// never forgotten before it was recorded.
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			st.closed = true
+			if st.tracked {
+				st.s.userDisconnected(st.conn.UserID(), st.key)
+			}
+		}()
+	})
+}
+
+// handle is the entry for one client event. payload is the event's first
+// argument (nil when there was none); ack is nil when the client asked
+// for no answer.
+func (st *connState) handle(event string, payload any, ack Ack) {
+	switch event {
+	case EventMessageSend:
+		st.onSend(payload, ack)
+	case EventMessageRead:
+		st.onRead(payload, ack)
+	case EventTyping:
+		st.onTyping(payload, ack)
+	case EventChatHistory:
+		st.onHistory(payload, ack)
+	case EventPresenceGet:
+		st.onPresence(payload, ack)
+	}
+}
+
+// Ack bodies.
+type (
+	okAck struct {
+		OK bool `json:"ok"`
+	}
+	errAck struct {
+		OK    bool             `json:"ok"`
+		Error apperr.BodyError `json:"error"`
+	}
+	sendAck struct {
+		OK      bool         `json:"ok"`
+		Message wire.Message `json:"message"`
+	}
+	historyAck struct {
+		OK       bool           `json:"ok"`
+		Messages []wire.Message `json:"messages"`
+		HasMore  bool           `json:"hasMore"`
+	}
+	presenceAck struct {
+		OK       bool            `json:"ok"`
+		Presence []presenceEntry `json:"presence"`
+	}
+)
+
+// reply answers an event: the result, or the error in the contract's
+// shape. apperr.From is the one place errors become codes.
+func (st *connState) reply(event string, ack Ack, result any, err error) {
+	if err == nil {
+		st.s.metrics.event(event, "ok")
+		if ack != nil {
+			ack(result)
+		}
+		return
+	}
+	e := apperr.From(err)
+	st.s.metrics.event(event, string(e.Code))
+	if e.Code == apperr.Internal || e.Code == apperr.Unavailable {
+		st.s.log.Error("socket event failed", "event", event, "user", st.conn.UserID(), "err", err)
+	}
+	if ack != nil {
+		ack(errAck{OK: false, Error: e.Body().Error})
+	}
+}
+
+// run does an event's work on its lane and answers it. A panic in the work
+// answers internal and leaves the socket and the server standing.
+func (st *connState) run(laneID int, event string, ack Ack, work func(ctx context.Context) (any, error)) {
+	st.lanes[laneID].push(func() {
+		ctx, cancel := context.WithTimeout(st.s.ctx, st.s.cfg.HandlerTimeout)
+		defer cancel()
+		var (
+			result any
+			err    error
+		)
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					err = fmt.Errorf("panic in %s handler: %v\n%s", event, v, debug.Stack())
+				}
+			}()
+			result, err = work(ctx)
+		}()
+		st.reply(event, ack, result, err)
+	})
+}
+
+func (st *connState) onSend(v any, ack Ack) {
+	p, err := parsePayload(v)
+	if err != nil {
+		st.reply(EventMessageSend, ack, nil, err)
+		return
+	}
+	in := chat.SendInput{
+		ChatID:      deref(p.String("chatId", true)),
+		Text:        p.String("text", false),
+		Attachments: p.Strings("attachments", false),
+		ClientMsgID: p.String("clientMsgId", false),
+	}
+	if err := p.Err(); err != nil {
+		st.reply(EventMessageSend, ack, nil, err)
+		return
+	}
+	st.run(laneSend, EventMessageSend, ack, func(ctx context.Context) (any, error) {
+		msg, _, err := st.s.chats.Send(ctx, st.conn.UserID(), st.conn.ID(), in)
+		if err != nil {
+			return nil, err
+		}
+		return sendAck{OK: true, Message: wire.NewMessage(msg)}, nil
+	})
+}
+
+func (st *connState) onRead(v any, ack Ack) {
+	p, err := parsePayload(v)
+	if err != nil {
+		st.reply(EventMessageRead, ack, nil, err)
+		return
+	}
+	chatID, seq := p.String("chatId", true), p.Int64("seq", true)
+	if err := p.Err(); err != nil {
+		st.reply(EventMessageRead, ack, nil, err)
+		return
+	}
+	st.run(laneRead, EventMessageRead, ack, func(ctx context.Context) (any, error) {
+		if err := st.s.chats.MarkRead(ctx, st.conn.UserID(), st.conn.ID(), *chatID, *seq); err != nil {
+			return nil, err
+		}
+		return okAck{OK: true}, nil
+	})
+}
+
+func (st *connState) onTyping(v any, ack Ack) {
+	p, err := parsePayload(v)
+	if err != nil {
+		st.reply(EventTyping, ack, nil, err)
+		return
+	}
+	chatID, isTyping := p.String("chatId", true), p.Bool("isTyping", true)
+	if err := p.Err(); err != nil {
+		st.reply(EventTyping, ack, nil, err)
+		return
+	}
+	if !st.typing.allow(*chatID, *isTyping) {
+		// A repeat over the budget: nothing anyone would miss.
+		st.reply(EventTyping, ack, okAck{OK: true}, nil)
+		return
+	}
+	st.run(laneTyping, EventTyping, ack, func(ctx context.Context) (any, error) {
+		if err := st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), *chatID, *isTyping); err != nil {
+			return nil, err
+		}
+		return okAck{OK: true}, nil
+	})
+}
+
+func (st *connState) onHistory(v any, ack Ack) {
+	p, err := parsePayload(v)
+	if err != nil {
+		st.reply(EventChatHistory, ack, nil, err)
+		return
+	}
+	chatID := p.String("chatId", true)
+	q := chat.HistoryQuery{Before: p.Int64("before", false), After: p.Int64("after", false)}
+	if limit := p.Int64("limit", false); limit != nil {
+		// The service clamps a large limit to its page size; int is only
+		// narrowed here so that a huge one cannot wrap negative.
+		n := int(max(math.MinInt32, min(math.MaxInt32, *limit)))
+		q.Limit = &n
+	}
+	if err := p.Err(); err != nil {
+		st.reply(EventChatHistory, ack, nil, err)
+		return
+	}
+	st.run(laneQuery, EventChatHistory, ack, func(ctx context.Context) (any, error) {
+		msgs, more, err := st.s.chats.History(ctx, st.conn.UserID(), *chatID, q)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]wire.Message, len(msgs))
+		for i := range msgs {
+			out[i] = wire.NewMessage(&msgs[i])
+		}
+		return historyAck{OK: true, Messages: out, HasMore: more}, nil
+	})
+}
+
+// onPresence answers for the users that exist, in the order asked, each
+// once; ids that name no user are left out.
+func (st *connState) onPresence(v any, ack Ack) {
+	p, err := parsePayload(v)
+	if err != nil {
+		st.reply(EventPresenceGet, ack, nil, err)
+		return
+	}
+	ids := p.Strings("userIds", true)
+	if len(ids) > maxPresenceIDs {
+		p.refuse("userIds", fmt.Sprintf("at most %d", maxPresenceIDs))
+	}
+	if err := p.Err(); err != nil {
+		st.reply(EventPresenceGet, ack, nil, err)
+		return
+	}
+	st.run(laneQuery, EventPresenceGet, ack, func(ctx context.Context) (any, error) {
+		seen := make(map[string]bool, len(ids))
+		valid := make([]string, 0, len(ids))
+		for _, id := range ids {
+			// Malformed ids name nothing; the store is not asked about them.
+			if !seen[id] && store.ValidID(id) {
+				seen[id] = true
+				valid = append(valid, id)
+			}
+		}
+		out := make([]presenceEntry, 0, len(valid))
+		if len(valid) == 0 {
+			return presenceAck{OK: true, Presence: out}, nil
+		}
+		users, err := st.s.users.UsersByIDs(ctx, valid)
+		if err != nil {
+			return nil, fmt.Errorf("presence: load users: %w", err)
+		}
+		byID := make(map[string]*store.User, len(users))
+		for i := range users {
+			byID[users[i].ID] = &users[i]
+		}
+		for _, id := range valid {
+			if u, ok := byID[id]; ok {
+				out = append(out, presenceEntry{UserID: id, Online: st.s.tracker.Online(id), LastSeenAt: wire.Time{Time: u.LastSeenAt}})
+			}
+		}
+		return presenceAck{OK: true, Presence: out}, nil
+	})
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,87 @@
+package events
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/internal/apperr"
+)
+
+// tokenCookie is the cookie signup and login set (web's cookieName).
+const tokenCookie = "token"
+
+// handshakeToken finds a handshake's credential. The handshake auth object
+// (v3/v4 clients) comes first, then the token query parameter (v2 clients
+// cannot send auth), then what REST accepts: the Authorization header and
+// the token cookie, in web.TokenFromRequest's order.
+func handshakeToken(authData map[string]any, r *http.Request) string {
+	if tok := stringish(authData["token"]); tok != "" {
+		return tok
+	}
+	if r == nil {
+		return ""
+	}
+	if tok := r.URL.Query().Get("token"); tok != "" {
+		return tok
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(tok)
+		}
+		return ""
+	}
+	if c, err := r.Cookie(tokenCookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// stringish reads a string, or the first of a list: an Engine.IO 3
+// namespace query arrives as lists of strings.
+func stringish(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case []string:
+		if len(t) > 0 {
+			return t[0]
+		}
+	case []any:
+		if len(t) > 0 {
+			s, _ := t[0].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// authTimeout bounds a handshake's credential check (the session cache,
+// or the database on a miss).
+const authTimeout = 5 * time.Second
+
+// authenticate checks a handshake's token.
+func (s *Server) authenticate(token string) (auth.Identity, error) {
+	if token == "" {
+		return auth.Identity{}, auth.ErrUnauthenticated
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, authTimeout)
+	defer cancel()
+	return s.accounts.Authenticate(ctx, token)
+}
+
+// handshakeError is the connect_error message for a failed handshake: the
+// contract's "unauthorized" for bad credentials, and the error code when
+// the check itself failed (cache and database down), so that clients do
+// not throw a good token away over an outage.
+func (s *Server) handshakeError(err error) string {
+	e := apperr.From(err)
+	if e.Code == apperr.Unauthorized {
+		return string(apperr.Unauthorized)
+	}
+	s.log.Error("socket handshake: credential check failed", "err", err)
+	return string(e.Code)
+}

@@ -1,0 +1,322 @@
+// Package events is Parley's Socket.IO layer: the handshake, the client
+// events, presence and session revocation, and the chat.Broadcaster that
+// the chat service delivers through.
+//
+// Only engine.go knows the Socket.IO library. Everything else is written
+// against Conn (one socket) and fanout (rooms), so the handlers are tested
+// without a network and the engine can be swapped.
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/session"
+	"github.com/parley-chat/parley/store"
+)
+
+// Accounts verifies credentials; *auth.Accounts implements it.
+type Accounts interface {
+	Authenticate(ctx context.Context, token string) (auth.Identity, error)
+}
+
+// Chats is the part of *chat.Service the socket events call.
+type Chats interface {
+	Send(ctx context.Context, userID, origin string, in chat.SendInput) (msg *store.Message, created bool, err error)
+	History(ctx context.Context, userID, chatID string, q chat.HistoryQuery) (msgs []store.Message, hasMore bool, err error)
+	MarkRead(ctx context.Context, userID, origin, chatID string, seq int64) error
+	Typing(ctx context.Context, userID, origin, chatID string, isTyping bool) error
+	ChatIDs(ctx context.Context, userID string) ([]string, error)
+	// Peers lists the users who share a chat with userID, without userID.
+	Peers(ctx context.Context, userID string) ([]string, error)
+}
+
+// Users is the part of the store presence needs.
+type Users interface {
+	UsersByIDs(ctx context.Context, ids []string) ([]store.User, error)
+	SetLastSeen(ctx context.Context, id string, at time.Time) error
+}
+
+// SessionEvents tells of ended sessions; *session.Manager implements it.
+type SessionEvents interface {
+	OnEnd(fn session.EndFunc)
+}
+
+// Config is the socket server's settings; zero values take the defaults.
+type Config struct {
+	// CORSOrigins: empty allows any origin without credentials; otherwise
+	// exactly these origins, with credentials (the same rule as REST).
+	CORSOrigins []string
+	// PingInterval and PingTimeout default to Socket.IO's 25s and 20s.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// MaxHTTPBufferSize is the largest packet accepted, default 1 MB.
+	MaxHTTPBufferSize int64
+	// RecoveryWindow is how long after a drop connection-state recovery
+	// replays missed packets; default 2 minutes, negative turns it off.
+	RecoveryWindow time.Duration
+	// HandlerTimeout bounds one event's work; default 15s.
+	HandlerTimeout time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.PingInterval == 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = 20 * time.Second
+	}
+	if c.MaxHTTPBufferSize == 0 {
+		c.MaxHTTPBufferSize = 1e6
+	}
+	if c.RecoveryWindow == 0 {
+		c.RecoveryWindow = 2 * time.Minute
+	}
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = 15 * time.Second
+	}
+}
+
+// Deps is what the socket server works with.
+type Deps struct {
+	Log      *slog.Logger
+	Accounts Accounts
+	Chats    Chats
+	Users    Users
+	// Sessions, when set, has revoked sessions' sockets disconnected.
+	Sessions SessionEvents
+	// Tracker counts sockets per user; nil means this node only (NewMemoryTracker).
+	Tracker Tracker
+	// Registerer, when set, gets the socket metrics.
+	Registerer prometheus.Registerer
+	// Now is the clock, for tests; nil means time.Now.
+	Now func() time.Time
+}
+
+// fanout is what the server needs from the transport, in Parley's terms:
+// rooms are strings and a target list names rooms, never sockets.
+type fanout interface {
+	// emit sends to every socket in any of to, except those in any of except.
+	emit(to, except []string, event string, payload any)
+	// join makes every socket in any of in join rooms; leave, leave them.
+	join(in []string, rooms ...string)
+	leave(in []string, rooms ...string)
+	// disconnect ends every socket in any of in, server side.
+	disconnect(in ...string)
+}
+
+// Server is the Socket.IO endpoint. It implements chat.Broadcaster, and
+// web.Presence through Online.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	accounts Accounts
+	chats    Chats
+	users    Users
+	tracker  Tracker
+	metrics  *metrics
+	now      func() time.Time
+
+	out     fanout
+	eng     *engine // nil in tests that run without the library
+	handler http.Handler
+
+	// ctx ends when Close gives up waiting; handlers derive from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	work   inflight
+	closed atomic.Bool
+	once   sync.Once
+
+	// membership orders room changes against a connecting socket's join
+	// of its chats: without it, a member removed between the socket's
+	// ChatIDs lookup and its joins would be put back into the chat's room.
+	membership sync.RWMutex
+	// userLocks serialise each user's presence transitions, so "online"
+	// and "offline" for one user are announced in the order they happened.
+	userLocks [64]sync.Mutex
+	connSeq   atomic.Uint64
+
+	// revoked remembers recently ended sessions for a socket that passed
+	// the handshake just before its session ended but had not yet joined
+	// its session room when the revocation went out.
+	revokedMu sync.Mutex
+	revoked   map[string]time.Time
+}
+
+var _ chat.Broadcaster = (*Server)(nil)
+
+// Event names the server emits besides chat's.
+const (
+	EventPresence       = "presence"
+	EventSessionRevoked = "session:revoked"
+)
+
+// New builds the Socket.IO server. Mount Handler at /socket.io/.
+func New(cfg Config, deps Deps) (*Server, error) {
+	s, err := newServer(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := newEngine(s)
+	if err != nil {
+		return nil, fmt.Errorf("socket.io engine: %w", err)
+	}
+	s.eng, s.out = eng, eng
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.closed.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		eng.ServeHTTP(w, r)
+	})
+	if deps.Sessions != nil {
+		deps.Sessions.OnEnd(s.revoke)
+	}
+	return s, nil
+}
+
+// newServer builds everything but the engine, for New and for tests.
+func newServer(cfg Config, deps Deps) (*Server, error) {
+	if deps.Accounts == nil || deps.Chats == nil || deps.Users == nil {
+		return nil, errors.New("events: Accounts, Chats and Users are required")
+	}
+	cfg.defaults()
+	s := &Server{
+		cfg: cfg, log: deps.Log, accounts: deps.Accounts, chats: deps.Chats, users: deps.Users,
+		tracker: deps.Tracker, now: deps.Now, revoked: map[string]time.Time{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.tracker == nil {
+		s.tracker = NewMemoryTracker()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Handler serves Engine.IO polling and the websocket upgrade. Mount it on
+// the REST router: r.Handle("/socket.io/*", srv.Handler()).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// shutdownWait bounds how long Close waits for events in progress (a send
+// being stored, a presence write) before cancelling them.
+const shutdownWait = 10 * time.Second
+
+// Close disconnects every socket and waits for work in progress. Call it
+// before the HTTP server's Shutdown (long-polling requests are open
+// handlers that Shutdown would wait on) and before closing the store.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		s.closed.Store(true)
+		if s.eng != nil {
+			s.eng.close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+		defer cancel()
+		if err := s.work.wait(ctx); err != nil {
+			s.log.Warn("socket events still running at shutdown; cancelling them")
+		}
+		s.cancel()
+	})
+}
+
+// ToChat emits to every socket in the chat's room except origin's.
+func (s *Server) ToChat(chatID, event string, payload any, origin string) {
+	var except []string
+	if origin != "" {
+		// Every socket sits alone in a room named by its id.
+		except = []string{origin}
+	}
+	s.out.emit([]string{chatRoom(chatID)}, except, event, payload)
+}
+
+// ToUsers emits to every socket of each user.
+func (s *Server) ToUsers(userIDs []string, event string, payload any) {
+	if len(userIDs) == 0 {
+		return
+	}
+	s.out.emit(userRooms(userIDs), nil, event, payload)
+}
+
+// JoinChat makes every live socket of the users join the chat's room.
+func (s *Server) JoinChat(userIDs []string, chatID string) {
+	if len(userIDs) == 0 {
+		return
+	}
+	s.membership.Lock()
+	defer s.membership.Unlock()
+	s.out.join(userRooms(userIDs), chatRoom(chatID))
+}
+
+// LeaveChat makes every live socket of the users leave the chat's room.
+func (s *Server) LeaveChat(userIDs []string, chatID string) {
+	if len(userIDs) == 0 {
+		return
+	}
+	s.membership.Lock()
+	defer s.membership.Unlock()
+	s.out.leave(userRooms(userIDs), chatRoom(chatID))
+}
+
+func userRooms(userIDs []string) []string {
+	rooms := make([]string, len(userIDs))
+	for i, id := range userIDs {
+		rooms[i] = userRoom(id)
+	}
+	return rooms
+}
+
+// Online tells whether the user has a live socket.
+func (s *Server) Online(userID string) bool { return s.tracker.Online(userID) }
+
+// revokedMemory is how long an ended session is remembered for sockets
+// still in their handshake; far longer than any handshake takes.
+const revokedMemory = time.Minute
+
+// revoke tells the sockets of ended sessions and disconnects them. It runs
+// inside the request that ended them, so it only touches memory.
+func (s *Server) revoke(_ string, sids []string) {
+	now := s.now()
+	s.revokedMu.Lock()
+	for sid, at := range s.revoked {
+		if now.Sub(at) > revokedMemory {
+			delete(s.revoked, sid)
+		}
+	}
+	for _, sid := range sids {
+		s.revoked[sid] = now
+	}
+	s.revokedMu.Unlock()
+	for _, sid := range sids {
+		room := sessionRoom(sid)
+		s.out.emit([]string{room}, nil, EventSessionRevoked, struct{}{})
+		s.out.disconnect(room)
+	}
+}
+
+func (s *Server) wasRevoked(sid string) bool {
+	s.revokedMu.Lock()
+	defer s.revokedMu.Unlock()
+	_, ok := s.revoked[sid]
+	return ok
+}
