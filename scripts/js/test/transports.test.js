@@ -1,0 +1,154 @@
+// Every client/transport variant (socket.io-client 4.x over websocket,
+// polling, polling then upgrade; socket.io-client 2.x over polling then
+// upgrade, and websocket): each credential form, a refused handshake, and
+// sending and receiving messages.
+
+import { describe, test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  VARIANTS,
+  TIMEOUT,
+  signup,
+  directChat,
+  connect,
+  makeSocket,
+  once,
+  emitAck,
+  record,
+  closeAll,
+  checkMessage,
+  randomSuffix,
+} from './helpers.js';
+
+/** withTimeout rejects if p does not settle within ms. */
+function withTimeout(p, ms, what) {
+  let timer;
+  return Promise.race([
+    p,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** checkTransport asserts the socket ended up on the variant's transport. */
+async function checkTransport(socket, variant) {
+  if (variant.upgrade) {
+    const name = await withTimeout(socket.upgraded, TIMEOUT, `${variant.name}: the engine's 'upgrade'`);
+    assert.equal(name, 'websocket', 'upgraded to websocket');
+  }
+  assert.equal(socket.io.engine.transport.name, variant.transport, 'engine transport');
+}
+
+// The credential forms each client can send: 2.x cannot send `auth`; its
+// Node build does send extraHeaders, so the header and cookie are checked
+// there too.
+const FORMS = {
+  4: ['auth', 'query', 'header', 'cookie'],
+  2: ['query', 'header', 'cookie'],
+};
+
+for (const variant of VARIANTS) {
+  describe(variant.name, () => {
+    let a;
+    let b;
+    let chat;
+
+    before(async () => {
+      [a, b] = await Promise.all([signup('tra'), signup('trb')]);
+      chat = await directChat(a, b);
+    });
+
+    for (const form of FORMS[variant.version]) {
+      test(`connects with the token in ${form}`, async (t) => {
+        const sockets = [];
+        t.after(() => closeAll(sockets));
+        const s = await connect(variant, a.token, { form, sockets });
+        assert.equal(s.connected, true);
+        await checkTransport(s, variant);
+        // The socket is authenticated as a: what it sends is a's.
+        const text = `hello via ${form} ${randomSuffix(3)}`;
+        const ack = await emitAck(s, 'message:send', { chatId: chat.id, text });
+        assert.equal(ack?.ok, true, JSON.stringify(ack));
+        checkMessage(assert, ack.message, { chatId: chat.id, senderId: a.user.id, text });
+      });
+    }
+
+    const refusals = [
+      ['no credentials', () => ({ form: 'none' })],
+      ['a malformed token', () => ({ token: 'not-a-jwt', form: variant.version === 2 ? 'query' : 'auth' })],
+      [
+        'a forged token',
+        () => {
+          // A token of the right shape whose signature is wrong.
+          const [h, p] = a.token.split('.');
+          return { token: `${h}.${p}.${Buffer.from('forged').toString('base64url')}`, form: 'query' };
+        },
+      ],
+      ['a bad bearer header', () => ({ token: 'garbage', form: 'header' })],
+    ];
+    for (const [what, opts] of refusals) {
+      test(`refuses a handshake with ${what}`, async (t) => {
+        const { token, form } = opts();
+        const s = makeSocket(variant, { token, form });
+        t.after(() => s.close());
+        const connected = record(s, 'connect');
+        if (variant.version === 4) {
+          // 4.x: the middleware error is connect_error with the message,
+          // and the client gives up (no automatic reconnection).
+          const err = await once(s, 'connect_error');
+          assert.ok(err instanceof Error);
+          assert.equal(err.message, 'unauthorized');
+          assert.equal(s.active, false, 'the client does not retry a refused handshake');
+        } else {
+          // 2.x: a namespace middleware error reaches the client as an
+          // ERROR packet, which socket.io-client 2.x emits as 'error' with
+          // the message as a plain string (what a Node socket.io server
+          // sends to an Engine.IO 3 client too).
+          const err = await once(s, 'error');
+          assert.equal(err, 'unauthorized');
+        }
+        assert.equal(s.connected, false);
+        assert.deepEqual(connected, []);
+      });
+    }
+
+    test('message:send is acked and reaches the other member, not the sender', async (t) => {
+      const sockets = [];
+      t.after(() => closeAll(sockets));
+      const [sa, sb] = await Promise.all([
+        connect(variant, a.token, { sockets }),
+        connect(variant, b.token, { sockets }),
+      ]);
+      await Promise.all([checkTransport(sa, variant), checkTransport(sb, variant)]);
+      const aSeen = record(sa, 'message:new');
+      const bSeen = record(sb, 'message:new');
+
+      const clientMsgId = `c-${randomSuffix(6)}`;
+      const text = `from a on ${variant.name} ✓`;
+      const bGets = once(sb, 'message:new', TIMEOUT, (m) => m?.clientMsgId === clientMsgId);
+      const ack = await emitAck(sa, 'message:send', { chatId: chat.id, text, clientMsgId });
+      assert.equal(ack?.ok, true, JSON.stringify(ack));
+      checkMessage(assert, ack.message, {
+        chatId: chat.id,
+        senderId: a.user.id,
+        text,
+        attachments: [],
+        clientMsgId,
+      });
+      const got = await bGets;
+      assert.deepEqual(got, ack.message, 'message:new is the acked message');
+
+      // b answers; once that reaches a, a's own message would have too.
+      const aGets = once(sa, 'message:new', TIMEOUT, (m) => m?.text === 'reply');
+      const ack2 = await emitAck(sb, 'message:send', { chatId: chat.id, text: 'reply' });
+      assert.equal(ack2?.ok, true, JSON.stringify(ack2));
+      checkMessage(assert, ack2.message, { chatId: chat.id, senderId: b.user.id, text: 'reply', clientMsgId: null });
+      assert.equal(ack2.message.seq, ack.message.seq + 1, 'seq has no gaps');
+      assert.deepEqual(await aGets, ack2.message);
+
+      assert.deepEqual(aSeen, [ack2.message], "the sender's socket gets only the other member's message");
+      assert.deepEqual(bSeen, [ack.message], "the sender's socket gets only the other member's message");
+    });
+  });
+}
