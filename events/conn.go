@@ -36,8 +36,6 @@ func userRoom(userID string) string       { return "user:" + userID }
 func sessionRoom(sessionID string) string { return "session:" + sessionID }
 func chatRoom(chatID string) string       { return "chat:" + chatID }
 
-const chatRoomPrefix = "chat:"
-
 // lane runs one socket's tasks of one kind in order, on a goroutine that
 // exists only while there is work: sends are stored and acked in the order
 // they were sent, typing changes are relayed in order, and a slow kind never

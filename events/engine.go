@@ -42,6 +42,7 @@ func newEngine(s *Server) (*engine, error) {
 		// socket was away would come back through recovery.
 		rec.SetSkipMiddlewares(false)
 		opts.SetConnectionStateRecovery(rec)
+		opts.SetAdapter(recoveryGuard{s})
 	}
 	io := socket.NewServer(nil, opts)
 	e := &engine{s: s, io: io}
@@ -51,6 +52,35 @@ func newEngine(s *Server) (*engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// recoveryGuard builds the session-aware (recovering) adapter with one
+// check added. The library replays a recovered socket's missed packets as
+// it builds the socket, before the handshake middleware has looked at the
+// credentials, so a session ended while its socket was away must be
+// refused at the restore itself.
+type recoveryGuard struct{ s *Server }
+
+func (g recoveryGuard) New(nsp socket.Namespace) socket.Adapter {
+	return &guardedAdapter{SessionAwareAdapter: socket.NewSessionAwareAdapter(nsp), s: g.s}
+}
+
+type guardedAdapter struct {
+	socket.SessionAwareAdapter
+	s *Server
+}
+
+func (a *guardedAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	sess, err := a.SessionAwareAdapter.RestoreSession(pid, offset)
+	if err != nil || sess == nil || sess.SessionToPersist == nil {
+		return sess, err
+	}
+	if id, ok := sess.Data.(auth.Identity); !ok || a.s.wasRevoked(id.SessionID) {
+		// Not restored: the client gets a fresh socket, if its
+		// credentials still pass, and catches up with chat:history.
+		return nil, nil
+	}
+	return sess, nil
 }
 
 // corsOptions follows REST: any origin without credentials, or exactly the

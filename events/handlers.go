@@ -6,7 +6,6 @@ import (
 	"math"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/parley-chat/parley/chat"
@@ -96,15 +95,16 @@ func (st *connState) setup() {
 		c.Drop()
 		return
 	}
-	want := make(map[string]bool, len(ids))
+	want := map[string]bool{c.ID(): true, userRoom(uid): true, sessionRoom(c.SessionID()): true}
 	rooms := make([]string, len(ids))
 	for i, id := range ids {
 		rooms[i] = chatRoom(id)
 		want[rooms[i]] = true
 	}
-	// A recovered socket comes back with its old rooms.
+	// A recovered socket comes back with its old rooms: chats it has left
+	// meanwhile, even another user's rooms if the client signed in anew.
 	for _, r := range c.Rooms() {
-		if strings.HasPrefix(r, chatRoomPrefix) && !want[r] {
+		if !want[r] {
 			c.Leave(r)
 		}
 	}

@@ -266,8 +266,9 @@ func (panicUsers) UsersByIDs(context.Context, []string) ([]store.User, error) { 
 func TestSetupJoinsRoomsAndRefreshesStaleOnes(t *testing.T) {
 	h := newHarness(t)
 	c := newFakeConn("sock1", userA, sessA)
-	// As if recovered: back with a chat it has since left.
-	c.Join(chatRoom(chat2))
+	// As if recovered: back with a chat it has since left, and with the
+	// rooms of whoever was signed in on this client before.
+	c.Join(chatRoom(chat2), userRoom(userC), sessionRoom(sessB))
 	st := h.s.newConn(c)
 	st.setup()
 	for _, r := range []string{userRoom(userA), sessionRoom(sessA), chatRoom(chat1)} {
@@ -275,8 +276,13 @@ func TestSetupJoinsRoomsAndRefreshesStaleOnes(t *testing.T) {
 			t.Errorf("not in %s: %v", r, c.Rooms())
 		}
 	}
-	if c.in(chatRoom(chat2)) {
-		t.Errorf("still in a chat it left: %v", c.Rooms())
+	for _, r := range []string{chatRoom(chat2), userRoom(userC), sessionRoom(sessB)} {
+		if c.in(r) {
+			t.Errorf("still in stale room %s: %v", r, c.Rooms())
+		}
+	}
+	if !c.in(c.ID()) {
+		t.Errorf("left its own id room: %v", c.Rooms())
 	}
 }
 

@@ -147,9 +147,10 @@ type Server struct {
 	userLocks [64]sync.Mutex
 	connSeq   atomic.Uint64
 
-	// revoked remembers recently ended sessions for a socket that passed
+	// revoked remembers recently ended sessions: for a socket that passed
 	// the handshake just before its session ended but had not yet joined
-	// its session room when the revocation went out.
+	// its session room when the revocation went out, and for a dropped
+	// socket of that session trying to recover its state.
 	revokedMu sync.Mutex
 	revoked   map[string]time.Time
 }
@@ -289,17 +290,21 @@ func userRooms(userIDs []string) []string {
 // Online tells whether the user has a live socket.
 func (s *Server) Online(userID string) bool { return s.tracker.Online(userID) }
 
-// revokedMemory is how long an ended session is remembered for sockets
-// still in their handshake; far longer than any handshake takes.
-const revokedMemory = time.Minute
+// revokedMemory is how long an ended session is remembered: longer than
+// any handshake takes, and longer than a dropped socket's state is kept
+// for recovery.
+func (s *Server) revokedMemory() time.Duration {
+	return max(time.Minute, s.cfg.RecoveryWindow+time.Minute)
+}
 
 // revoke tells the sockets of ended sessions and disconnects them. It runs
 // inside the request that ended them, so it only touches memory.
 func (s *Server) revoke(_ string, sids []string) {
 	now := s.now()
+	keep := s.revokedMemory()
 	s.revokedMu.Lock()
 	for sid, at := range s.revoked {
-		if now.Sub(at) > revokedMemory {
+		if now.Sub(at) > keep {
 			delete(s.revoked, sid)
 		}
 	}

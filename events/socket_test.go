@@ -372,6 +372,26 @@ func TestLiveConnectionStateRecovery(t *testing.T) {
 	}
 }
 
+func TestLiveNoRecoveryAfterRevocation(t *testing.T) {
+	l := startLive(t, Config{})
+	c := dialLive(t, l, websocketOnly, withToken("tok-a"))
+	updates := c.on("chat:update")
+	c.connect()
+	l.srv.ToUsers([]string{userA}, "chat:update", map[string]any{"n": 1})
+	recv(t, updates, "chat:update before the drop")
+	recv(t, l.users.seen, "lastSeenAt on connect")
+	dropAll(l)
+	recv(t, c.disconnected, "disconnect")
+	recv(t, l.users.seen, "the server's teardown")
+	// The session ends while its socket is away. (The fake accounts still
+	// take the token: the restore itself must refuse.)
+	l.sessions.end(userA, sessA)
+	c.connect()
+	if c.sock.Recovered() {
+		t.Fatal("an ended session's socket recovered its state")
+	}
+}
+
 // dropAll closes every socket's transport from the server side, without a
 // disconnect packet: what a network failure looks like to the client.
 func dropAll(l *live) {
@@ -459,5 +479,35 @@ func TestCloseRefusesNewHandshakes(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("handshake after Close: %d", resp.StatusCode)
+	}
+}
+
+// innerAdapter stands for the library's session-aware adapter.
+type innerAdapter struct {
+	socket.SessionAwareAdapter
+	sess *socket.Session
+}
+
+func (a innerAdapter) RestoreSession(socket.PrivateSessionId, string) (*socket.Session, error) {
+	return a.sess, nil
+}
+
+func TestRecoveryRefusedForAnEndedSession(t *testing.T) {
+	h := newHarness(t)
+	stored := &socket.Session{SessionToPersist: &socket.SessionToPersist{
+		Sid: "s1", Pid: "p1", Data: auth.Identity{UserID: userA, SessionID: sessA},
+	}}
+	a := &guardedAdapter{SessionAwareAdapter: innerAdapter{sess: stored}, s: h.s}
+	if got, _ := a.RestoreSession("p1", "o1"); got != stored {
+		t.Fatal("a live session was not restored")
+	}
+	h.s.revoke(userA, []string{sessA})
+	if got, _ := a.RestoreSession("p1", "o1"); got != nil {
+		t.Fatal("an ended session was restored, missed packets and all")
+	}
+	odd := &socket.Session{SessionToPersist: &socket.SessionToPersist{Sid: "s2", Pid: "p2", Data: "not ours"}}
+	a = &guardedAdapter{SessionAwareAdapter: innerAdapter{sess: odd}, s: h.s}
+	if got, _ := a.RestoreSession("p2", "o1"); got != nil {
+		t.Fatal("a session without an identity was restored")
 	}
 }
