@@ -86,6 +86,28 @@ function messageTime(iso) {
   return d.toDateString() === new Date().toDateString() ? timeFmt.format(d) : `${dayFmt.format(d)}, ${timeFmt.format(d)}`;
 }
 
+// Icons are built as SVG elements from fixed path data (no markup parsing),
+// so they look the same without an emoji font.
+const ICONS = {
+  file: 'M6 2h8l6 6v12a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2zm7 1.5V9h5.5L13 3.5z',
+  clock: 'M12 2a10 10 0 1 1 0 20 10 10 0 0 1 0-20zm0 2a8 8 0 1 0 0 16 8 8 0 0 0 0-16zm1 3v5.4l3.5 2.1-1 1.7L11 13.6V7h2z',
+};
+
+function icon(name, size = 16) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', String(size));
+  svg.setAttribute('height', String(size));
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', `icon icon-${name}`);
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('fill', 'currentColor');
+  path.setAttribute('d', ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
 function humanSize(n) {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KB`;
@@ -537,7 +559,7 @@ function chatButton(chat) {
   if (typing) preview = typing;
   else if (lm) {
     const who = lm.senderId === state.me.id ? 'You: ' : chat.type === 'group' ? `${nameOf(lm.senderId)}: ` : '';
-    const what = lm.text != null ? lm.text : lm.attachments && lm.attachments.length ? `📎 ${lm.attachments[0].name}` : '';
+    const what = lm.text != null ? lm.text : attachmentSummary(lm.attachments || []);
     preview = who + what;
   } else preview = chat.type === 'group' ? `${chat.members.length} members` : 'No messages yet';
   const unread = chat.unreadCount > 0 && state.openId !== chat.id ? chat.unreadCount : 0;
@@ -572,6 +594,12 @@ function chatButton(chat) {
   );
 }
 
+function attachmentSummary(files) {
+  if (!files.length) return '';
+  if (files.every((f) => RASTER_IMAGES.has(f.contentType))) return files.length === 1 ? 'Photo' : `${files.length} photos`;
+  return files.length === 1 ? `File: ${files[0].name}` : `${files.length} files`;
+}
+
 function groupAvatar(chat) {
   const box = el('span', { className: 'avatar group', 'aria-hidden': 'true' });
   fillAvatar(box, null, chat.name || 'Group', chat.id);
@@ -597,9 +625,10 @@ function route(opts = {}) {
   const focus = opts.focus || pendingFocus;
   pendingFocus = false;
   if (m && state.chats.has(m[1])) {
+    // The pane first: the composer cannot take focus while hidden.
+    $('main-view').dataset.pane = 'chat';
     if (state.openId !== m[1]) showChat(m[1], { focus });
     else if (focus) $('message-input').focus();
-    $('main-view').dataset.pane = 'chat';
     return;
   }
   if (m && !state.chats.size) return; // the list is still loading
@@ -907,7 +936,7 @@ function attachmentView(a) {
   return el(
     'a',
     { className: 'file', href, download: a.name },
-    el('span', { className: 'file-icon', 'aria-hidden': 'true', text: '📄' }),
+    icon('file', 20),
     el('span', { className: 'file-name', text: a.name }),
     el('span', { className: 'file-size', text: ` (${humanSize(a.size)})` }),
   );
@@ -922,12 +951,14 @@ function tickState(chat, m) {
   return 'sent';
 }
 
-const TICKS = { sending: '🕓', sent: '✓', read: '✓✓', failed: '!' };
+const TICKS = { sent: '✓', read: '✓✓', failed: '!' };
 const TICK_NAMES = { sending: 'sending', sent: 'sent', read: 'read', failed: 'not sent' };
 
 function tickView(chat, m) {
   const s = tickState(chat, m);
-  return el('span', { className: `ticks ${s}`, role: 'img', 'aria-label': TICK_NAMES[s], title: TICK_NAMES[s], text: TICKS[s] });
+  const tick = el('span', { className: `ticks ${s}`, role: 'img', 'aria-label': TICK_NAMES[s], title: TICK_NAMES[s], text: TICKS[s] || null });
+  if (s === 'sending') tick.append(icon('clock', 12));
+  return tick;
 }
 
 function refreshTicks(chat) {
