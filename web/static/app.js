@@ -226,6 +226,7 @@ function showAuth(notice) {
 /** Forgets the session locally and starts over on the login screen. */
 function endSession(notice) {
   if (state.revoked) return;
+  if (state.loggingOut) notice = 'You have logged out.';
   state.revoked = true;
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(MARKS_KEY);
@@ -279,6 +280,10 @@ async function onAuthSubmit(ev) {
 }
 
 async function logout() {
+  // Ending the session makes the server send session:revoked to our own
+  // socket: close it first, and let endSession tell "logged out" anyway.
+  state.loggingOut = true;
+  if (state.socket) state.socket.disconnect();
   try {
     await api('POST', '/api/auth/logout');
   } catch {
@@ -1331,7 +1336,7 @@ function connectSocket() {
   });
 
   socket.on('disconnect', (reason) => {
-    if (state.revoked) return;
+    if (state.revoked || state.loggingOut) return;
     if (!navigator.onLine) setConn('offline', 'Offline');
     else setConn('reconnecting', 'Reconnecting…');
     if (reason === 'io server disconnect') {

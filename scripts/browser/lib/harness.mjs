@@ -50,7 +50,11 @@ export async function openPage(browser, options = {}) {
   const context = await browser.newContext({ baseURL: BASE, viewport: { width: 1280, height: 800 }, ...options });
   context.setDefaultTimeout(WAIT);
   const page = await context.newPage();
-  const trouble = { dialogs: [], errors: [] };
+  const trouble = { dialogs: [], errors: [], csp: [] };
+  // The client must live within its Content-Security-Policy.
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) trouble.csp.push(msg.text());
+  });
   page.on('dialog', (d) => {
     trouble.dialogs.push(`${d.type()}: ${d.message()}`);
     d.dismiss().catch(() => {});

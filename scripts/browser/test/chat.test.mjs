@@ -262,6 +262,45 @@ describe('Parley web client', { concurrency: false }, () => {
     await B.u.tick('Hi Alice, good to see you', 'read').waitFor();
   });
 
+  step('older messages load when scrolling up', async () => {
+    // 120 messages into the group over REST, while Bob is elsewhere.
+    const total = 120;
+    await A.page.evaluate(
+      async ({ groupName, total }) => {
+        const headers = { Authorization: `Bearer ${localStorage.getItem('parley.token')}`, 'Content-Type': 'application/json' };
+        const { chats } = await (await fetch('/api/chats', { headers })).json();
+        const group = chats.find((c) => c.name === groupName);
+        for (let i = 1; i <= total; i++) {
+          const res = await fetch(`/api/chats/${group.id}/messages`, { method: 'POST', headers, body: JSON.stringify({ text: `Filler ${i}`, clientMsgId: `filler-${i}` }) });
+          if (res.status !== 201) throw new Error(`send ${i}: ${res.status}`);
+        }
+      },
+      { groupName, total },
+    );
+    await B.u.chatItem(groupName).filter({ hasText: `${total} unread` }).waitFor();
+    await B.u.chatItem(groupName).click();
+    await B.u.message(`Filler ${total}`).waitFor();
+    const oldest = B.u.message('Welcome to the club');
+    const items = B.u.messages.getByRole('listitem');
+    assert.equal(await oldest.count(), 0, 'the whole history came at once');
+    // Scroll up with the wheel until the beginning shows; each scroll must
+    // bring a page of older messages.
+    await B.u.message(`Filler ${total}`).hover();
+    for (let i = 0; i < 10 && (await oldest.count()) === 0; i++) {
+      const shown = await items.count();
+      await B.page.mouse.wheel(0, -20000);
+      await B.page.waitForFunction((n) => document.querySelectorAll('#messages > li').length > n, shown);
+    }
+    await oldest.waitFor();
+    await B.page.getByText('This is the beginning of the conversation.').waitFor();
+    // Every message exactly once, in order.
+    const texts = await items.evaluateAll((lis) => lis.map((li) => li.querySelector('.text')?.textContent));
+    const fillers = texts.filter((t) => t && t.startsWith('Filler '));
+    assert.deepEqual(fillers, Array.from({ length: total }, (_, i) => `Filler ${i + 1}`));
+    await B.u.chatItem(aName).click();
+    await B.u.heading(aName).waitFor();
+  });
+
   step('offline and back: what was sent meanwhile arrives, and what was typed offline is sent', async () => {
     await B.context.setOffline(true);
     await connState(B.u, 'Offline');
@@ -437,6 +476,7 @@ describe('Parley web client', { concurrency: false }, () => {
     for (const s of sessions) {
       assert.deepEqual(s.trouble.dialogs, []);
       assert.deepEqual(s.trouble.errors, []);
+      assert.deepEqual(s.trouble.csp, []);
     }
   });
 });
