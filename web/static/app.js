@@ -547,6 +547,9 @@ function renderChatList() {
     // Moving a node drops its focus: only move what is out of place.
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
   });
+  // Unread total in the tab title, for when the tab is in the background.
+  const unreadTotal = chats.reduce((n, c) => n + (c.id === state.openId ? 0 : c.unreadCount || 0), 0);
+  document.title = unreadTotal ? `(${unreadTotal}) Parley` : 'Parley';
   if (focused && focused.isConnected) {
     const b = focused.querySelector('button');
     if (b && document.activeElement !== b) b.focus();
