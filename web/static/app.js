@@ -475,7 +475,11 @@ function upsertChat(c, { fromList = false } = {}) {
   chat.name = c.name;
   chat.members = c.members || [];
   chat.createdAt = c.createdAt;
-  ensureUsers(chat.type === 'direct' ? [peerOf(chat)] : chat.members.slice(0, 20).map((m) => m.userId));
+  // Direct: the peer. Groups can be large: the first members, and senders
+  // as their messages show up.
+  const wanted = chat.type === 'direct' ? [peerOf(chat)] : chat.members.slice(0, 20).map((m) => m.userId);
+  if (chat.lastMessage) wanted.push(chat.lastMessage.senderId);
+  ensureUsers(wanted);
   scheduleChatList();
   if (state.openId === chat.id) renderChatHeader(chat);
   return chat;
@@ -617,6 +621,10 @@ function groupAvatar(chat) {
 // ---------------------------------------------------------------------------
 // Routing: #chat/<id> opens a chat; narrow screens show one pane at a time.
 
+// Set when the user picked a chat, so route() moves the focus to the
+// composer (a reload or the back button does not steal focus).
+let pendingFocus = false;
+
 function navigateToChat(chatId) {
   const target = `#chat/${chatId}`;
   if (location.hash === target) route({ focus: true });
@@ -625,7 +633,6 @@ function navigateToChat(chatId) {
     location.hash = target;
   }
 }
-let pendingFocus = false;
 
 function route(opts = {}) {
   if (!state.me || $('main-view').hidden) return;
@@ -743,6 +750,7 @@ async function fetchHistory(chatId, query) {
 
 /** Adds messages to a loaded chat's store; returns the ones that were new. */
 function storeMessages(chat, messages) {
+  ensureUsers([...new Set(messages.map((m) => m.senderId))]);
   const added = [];
   for (const m of messages) {
     if (chat.msgs.has(m.seq)) continue;
