@@ -8,19 +8,39 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"sync"
+	"time"
 
 	eio "github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/internal/apperr"
 )
 
 type engine struct {
 	s    *Server
 	io   *socket.Server
 	http http.Handler
+	// pending carries a socket from the handshake middleware to the
+	// connection handler.
+	pending sync.Map // *socket.Socket -> *pendingConnect
 }
+
+// pendingConnect is a socket between its handshake and its connection.
+type pendingConnect struct {
+	gen       uint64        // the membership generation of its room lookup
+	connected chan struct{} // closed once the library has registered it
+	once      sync.Once
+	onClose   types.EventListener // on the connection, until the connect
+}
+
+func (p *pendingConnect) done() { p.once.Do(func() { close(p.connected) }) }
+
+// connectWait bounds how long a handshake holds back the client's next
+// packet; the connect normally follows within microseconds.
+const connectWait = 10 * time.Second
 
 func newEngine(s *Server) (*engine, error) {
 	cfg := s.cfg
@@ -115,8 +135,10 @@ func (h hijackable) Flush() { _ = http.NewResponseController(h.ResponseWriter).F
 
 func (h hijackable) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-// authenticate is the namespace middleware: its error becomes the
-// client's connect_error, with the message as the error's message.
+// authenticate is the namespace middleware: it checks the credentials and
+// puts the socket in its rooms before the client is told it is connected.
+// Its error becomes the client's connect_error, the message being the
+// error's message.
 func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
 	var r *http.Request
 	if ctx := sock.Request(); ctx != nil {
@@ -124,7 +146,11 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	}
 	id, err := e.s.authenticate(handshakeToken(sock.Handshake().Auth, r))
 	if err != nil {
-		msg := e.s.handshakeError(err)
+		msg, transient := e.s.handshakeError(err)
+		if transient {
+			e.drop(sock, next)
+			return
+		}
 		// v3/v4 clients get the code in err.data too; the Go client even
 		// refuses a connect_error whose data is null. Engine.IO 3 clients
 		// get data instead of the message when there is any, and their
@@ -138,16 +164,65 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	}
 	// Data survives connection-state recovery with the socket's rooms.
 	sock.SetData(id)
+	gen, err := e.s.enterRooms(&sioConn{sock: sock, id: id})
+	if err != nil {
+		// A socket outside its chats' rooms would miss messages without
+		// knowing; a dropped one reconnects and tries again.
+		e.s.log.Warn("socket handshake: look up chats; dropping the connection", "user", id.UserID, "err", err)
+		e.drop(sock, next)
+		return
+	}
+	pc := &pendingConnect{gen: gen, connected: make(chan struct{})}
+	e.pending.Store(sock, pc)
+	// If the socket never gets to connect, forget it and stop waiting.
+	pc.onClose = func(...any) {
+		e.pending.Delete(sock)
+		pc.done()
+	}
+	_ = sock.Conn().Once("close", pc.onClose)
 	next(nil)
+	// The library writes CONNECT to the client before it registers the
+	// socket for the client's packets, on another goroutine; an event the
+	// client sends in its connect handler can land in between and be taken
+	// for a protocol violation that closes the connection. For Engine.IO 4
+	// this middleware runs on the path that decodes the client's packets,
+	// so waiting here holds the next packet back until the socket is
+	// registered. (Engine.IO 3 connects from the handshake request
+	// instead; the gap remains there.)
+	if sock.Conn().Protocol() == 4 {
+		select {
+		case <-pc.connected:
+		case <-time.After(connectWait):
+			e.s.log.Warn("socket handshake: connect did not follow", "user", id.UserID)
+		}
+	}
+}
+
+// drop closes the connection during the handshake so that the client
+// reconnects by itself; the library then discards the socket without
+// sending anything.
+func (e *engine) drop(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	sock.Conn().Close(false)
+	next(socket.NewExtendedError(string(apperr.Unavailable), nil))
 }
 
 // onConnection runs on the socket's own event queue, so the socket's
-// first event is handled only after setup has put it in its rooms.
+// first event is handled only after setup.
 func (e *engine) onConnection(args ...any) {
 	sock, ok := args[0].(*socket.Socket)
 	if !ok {
 		return
 	}
+	v, known := e.pending.LoadAndDelete(sock)
+	if !known {
+		sock.Disconnect(false)
+		return
+	}
+	pc := v.(*pendingConnect)
+	// The library has registered the socket: its packets may flow. They
+	// queue behind this handler, so they are handled after setup.
+	pc.done()
+	sock.Conn().RemoveListener("close", pc.onClose)
 	id, ok := sock.Data().(auth.Identity)
 	if !ok || id.UserID == "" {
 		sock.Disconnect(false)
@@ -160,7 +235,7 @@ func (e *engine) onConnection(args ...any) {
 		st.teardown()
 		return
 	}
-	st.setup()
+	st.setup(pc.gen)
 	for _, name := range clientEvents {
 		_ = sock.On(name, func(args ...any) {
 			payload, ack := splitArgs(args)

@@ -72,14 +72,26 @@ var (
 	sessB  = "64d000000000000000000003"
 )
 
-type fakeAccounts struct{ tokens map[string]auth.Identity }
+type fakeAccounts struct {
+	mu     sync.Mutex
+	tokens map[string]auth.Identity
+}
 
 func (f *fakeAccounts) Authenticate(_ context.Context, token string) (auth.Identity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	id, ok := f.tokens[token]
 	if !ok {
 		return auth.Identity{}, auth.ErrUnauthenticated
 	}
 	return id, nil
+}
+
+// forget makes a token fail, as an ended session's does.
+func (f *fakeAccounts) forget(token string) {
+	f.mu.Lock()
+	delete(f.tokens, token)
+	f.mu.Unlock()
 }
 
 type typingCall struct {
@@ -182,8 +194,18 @@ func (f *fakeChats) Typing(_ context.Context, userID, origin, chatID string, isT
 	c := typingCall{userID, origin, chatID, isTyping}
 	f.mu.Lock()
 	f.typings = append(f.typings, c)
+	var others []string
+	for _, m := range f.members[chatID] {
+		if m != userID {
+			others = append(others, m)
+		}
+	}
+	bc := f.bc
 	f.mu.Unlock()
 	f.typed <- c
+	if bc != nil {
+		bc.ToUsers(others, chat.EventTyping, map[string]any{"chatId": chatID, "userId": userID, "isTyping": isTyping})
+	}
 	return nil
 }
 
@@ -420,11 +442,17 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-// connect sets up a fake socket as the engine would.
+// connect sets up a fake socket as the engine would: rooms during the
+// handshake, then the connection.
 func (h *harness) connect(id, uid, sid string) (*fakeConn, *connState) {
 	c := newFakeConn(id, uid, sid)
+	gen, err := h.s.enterRooms(c)
+	if err != nil {
+		c.Drop()
+		return c, nil
+	}
 	st := h.s.newConn(c)
-	st.setup()
+	st.setup(gen)
 	return c, st
 }
 

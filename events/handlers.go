@@ -74,32 +74,28 @@ func (s *Server) newConn(c Conn) *connState {
 	return st
 }
 
-// setup puts a freshly connected socket in its rooms and counts it for
-// presence. The engine calls it before the socket's first event is handled.
-func (st *connState) setup() {
-	s, c := st.s, st.conn
+// enterRooms puts a socket that passed the credential check in its rooms:
+// user:<uid>, session:<sid> and chat:<cid> for each of its chats. The
+// engine calls it before the client hears that it is connected, so that
+// whatever reaches its chats after the client's "connect" reaches it. It
+// returns the membership generation its lookup saw (see JoinChat); an
+// error means the rooms could not be known, and the socket must not go on.
+func (s *Server) enterRooms(c Conn) (uint64, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandlerTimeout)
 	defer cancel()
 	uid := c.UserID()
-
 	s.membership.RLock()
-	// The user room first: a JoinChat from now on reaches this socket,
-	// and one from before is in what ChatIDs reads.
-	c.Join(userRoom(uid), sessionRoom(c.SessionID()))
+	defer s.membership.RUnlock()
+	gen := s.membershipGen.Load()
 	ids, err := s.chats.ChatIDs(ctx, uid)
 	if err != nil {
-		s.membership.RUnlock()
-		// A socket outside its chats' rooms would miss messages without
-		// knowing; a dropped one reconnects and tries again.
-		s.log.Warn("socket: look up chats; dropping the connection", "user", uid, "err", err)
-		c.Drop()
-		return
+		return 0, fmt.Errorf("chats of %s: %w", uid, err)
 	}
 	want := map[string]bool{c.ID(): true, userRoom(uid): true, sessionRoom(c.SessionID()): true}
-	rooms := make([]string, len(ids))
-	for i, id := range ids {
-		rooms[i] = chatRoom(id)
-		want[rooms[i]] = true
+	rooms := []string{userRoom(uid), sessionRoom(c.SessionID())}
+	for _, id := range ids {
+		rooms = append(rooms, chatRoom(id))
+		want[chatRoom(id)] = true
 	}
 	// A recovered socket comes back with its old rooms: chats it has left
 	// meanwhile, even another user's rooms if the client signed in anew.
@@ -108,12 +104,27 @@ func (st *connState) setup() {
 			c.Leave(r)
 		}
 	}
-	if len(rooms) > 0 {
-		c.Join(rooms...)
-	}
-	s.membership.RUnlock()
+	c.Join(rooms...)
+	return gen, nil
+}
 
+// setup counts a connected socket for presence, once the engine has made
+// it visible to broadcasts; gen is what enterRooms returned for it.
+func (st *connState) setup(gen uint64) {
+	s, c := st.s, st.conn
+	if s.membershipGen.Load() != gen {
+		// A JoinChat or LeaveChat ran between the room lookup and now,
+		// while the socket was not yet visible to it. Now it is, so one
+		// more lookup settles the rooms for good.
+		if _, err := s.enterRooms(c); err != nil {
+			s.log.Warn("socket: look up chats; dropping the connection", "user", c.UserID(), "err", err)
+			c.Drop()
+			return
+		}
+	}
 	if s.wasRevoked(c.SessionID()) {
+		// Ended after the credential check, before the session room could
+		// hear of it.
 		c.Emit(EventSessionRevoked, struct{}{})
 		c.Disconnect()
 		return
@@ -124,7 +135,7 @@ func (st *connState) setup() {
 		return
 	}
 	st.tracked = true
-	s.userConnected(uid, st.key)
+	s.userConnected(c.UserID(), st.key)
 }
 
 // teardown runs once when the socket goes, whatever the reason. The

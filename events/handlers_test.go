@@ -263,15 +263,16 @@ type panicUsers struct{ Users }
 
 func (panicUsers) UsersByIDs(context.Context, []string) ([]store.User, error) { panic("boom") }
 
-func TestSetupJoinsRoomsAndRefreshesStaleOnes(t *testing.T) {
+func TestEnterRoomsJoinsAndRefreshesStaleOnes(t *testing.T) {
 	h := newHarness(t)
 	c := newFakeConn("sock1", userA, sessA)
 	// As if recovered: back with a chat it has since left, and with the
 	// rooms of whoever was signed in on this client before.
 	c.Join(chatRoom(chat2), userRoom(userC), sessionRoom(sessB))
-	st := h.s.newConn(c)
-	st.setup()
-	for _, r := range []string{userRoom(userA), sessionRoom(sessA), chatRoom(chat1)} {
+	if _, err := h.s.enterRooms(c); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{userRoom(userA), sessionRoom(sessA), chatRoom(chat1), c.ID()} {
 		if !c.in(r) {
 			t.Errorf("not in %s: %v", r, c.Rooms())
 		}
@@ -281,20 +282,37 @@ func TestSetupJoinsRoomsAndRefreshesStaleOnes(t *testing.T) {
 			t.Errorf("still in stale room %s: %v", r, c.Rooms())
 		}
 	}
-	if !c.in(c.ID()) {
-		t.Errorf("left its own id room: %v", c.Rooms())
+}
+
+func TestMembershipChangeDuringHandshakeIsNotLost(t *testing.T) {
+	h := newHarness(t)
+	c := newFakeConn("sock1", userA, sessA)
+	gen, err := h.s.enterRooms(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before the socket is connected (invisible to room operations), it
+	// is added to chat2 and removed from chat1.
+	h.chats.mu.Lock()
+	h.chats.members[chat2] = append(h.chats.members[chat2], userA)
+	h.chats.members[chat1] = []string{userB}
+	h.chats.mu.Unlock()
+	h.s.JoinChat([]string{userA}, chat2)
+	h.s.LeaveChat([]string{userA}, chat1)
+	st := h.s.newConn(c)
+	st.setup(gen)
+	if !c.in(chatRoom(chat2)) || c.in(chatRoom(chat1)) {
+		t.Fatalf("rooms after connect %v: want chat2 and not chat1", c.Rooms())
 	}
 }
 
-func TestSetupFailureDropsTheConnection(t *testing.T) {
+func TestRoomLookupFailureDropsTheConnection(t *testing.T) {
 	h := newHarness(t)
 	h.chats.chatErr = errors.New("database down")
 	c, st := h.connect("sock1", userA, sessA)
-	if !c.dropped || c.disconnected {
+	if st != nil || !c.dropped || c.disconnected {
 		t.Fatalf("dropped %v disconnected %v: want a drop the client recovers from", c.dropped, c.disconnected)
 	}
-	st.teardown()
-	h.settle(t)
 	if h.s.Online(userA) {
 		t.Fatal("a dropped socket counts as online")
 	}

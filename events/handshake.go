@@ -73,15 +73,17 @@ func (s *Server) authenticate(token string) (auth.Identity, error) {
 	return s.accounts.Authenticate(ctx, token)
 }
 
-// handshakeError is the connect_error message for a failed handshake: the
-// contract's "unauthorized" for bad credentials, and the error code when
-// the check itself failed (cache and database down), so that clients do
-// not throw a good token away over an outage.
-func (s *Server) handshakeError(err error) string {
+// handshakeError sorts a failed credential check. Bad credentials answer
+// the contract's connect_error "unauthorized". A check that could not be
+// made (cache and database down) is transient: the engine drops the
+// connection instead, since clients do not retry after a connect_error but
+// do reconnect after a transport close, and must not throw a good token
+// away over an outage.
+func (s *Server) handshakeError(err error) (message string, transient bool) {
 	e := apperr.From(err)
 	if e.Code == apperr.Unauthorized {
-		return string(apperr.Unauthorized)
+		return string(apperr.Unauthorized), false
 	}
 	s.log.Error("socket handshake: credential check failed", "err", err)
-	return string(e.Code)
+	return string(e.Code), true
 }

@@ -105,10 +105,14 @@ func TestRecoveredSocketIDDoesNotConfusePresence(t *testing.T) {
 func TestTeardownBeforeSetupLeavesNoTrace(t *testing.T) {
 	h := newHarness(t)
 	c := newFakeConn("s1", userA, sessA)
+	gen, err := h.s.enterRooms(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := h.s.newConn(c)
 	st.teardown() // the transport went before setup ran
 	h.settle(t)
-	st.setup()
+	st.setup(gen)
 	if h.s.Online(userA) {
 		t.Fatal("a socket that was gone before setup counts as online")
 	}

@@ -142,6 +142,10 @@ type Server struct {
 	// of its chats: without it, a member removed between the socket's
 	// ChatIDs lookup and its joins would be put back into the chat's room.
 	membership sync.RWMutex
+	// membershipGen counts JoinChat and LeaveChat calls (bumped under
+	// membership's write lock). A socket is invisible to them between its
+	// room lookup and its connect; a changed count tells it to look again.
+	membershipGen atomic.Uint64
 	// userLocks serialise each user's presence transitions, so "online"
 	// and "offline" for one user are announced in the order they happened.
 	userLocks [64]sync.Mutex
@@ -266,6 +270,7 @@ func (s *Server) JoinChat(userIDs []string, chatID string) {
 	}
 	s.membership.Lock()
 	defer s.membership.Unlock()
+	s.membershipGen.Add(1)
 	s.out.join(userRooms(userIDs), chatRoom(chatID))
 }
 
@@ -276,6 +281,7 @@ func (s *Server) LeaveChat(userIDs []string, chatID string) {
 	}
 	s.membership.Lock()
 	defer s.membership.Unlock()
+	s.membershipGen.Add(1)
 	s.out.leave(userRooms(userIDs), chatRoom(chatID))
 }
 
