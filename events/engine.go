@@ -26,6 +26,8 @@ type engine struct {
 	// pending carries a socket from the handshake middleware to the
 	// connection handler.
 	pending sync.Map // *socket.Socket -> *pendingConnect
+	// connecting holds Engine.IO 3 handshakes by engine sid; see ServeHTTP.
+	connecting sync.Map // string -> *pendingConnect
 }
 
 // pendingConnect is a socket between its handshake and its connection.
@@ -122,6 +124,18 @@ func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, ok := w.(http.Hijacker); !ok {
 		w = hijackable{w}
 	}
+	if r.Method == http.MethodPost {
+		// An Engine.IO 3 client's packets come in their own requests;
+		// hold them until its socket is registered (see authenticate).
+		if v, ok := e.connecting.Load(r.URL.Query().Get("sid")); ok {
+			select {
+			case <-v.(*pendingConnect).connected:
+			case <-r.Context().Done():
+				return
+			case <-time.After(connectWait):
+			}
+		}
+	}
 	e.http.ServeHTTP(w, r)
 }
 
@@ -175,11 +189,16 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	pc := &pendingConnect{gen: gen, connected: make(chan struct{})}
 	e.pending.Store(sock, pc)
 	// If the socket never gets to connect, forget it and stop waiting.
+	conn := sock.Conn()
 	pc.onClose = func(...any) {
 		e.pending.Delete(sock)
+		e.connecting.Delete(conn.Id())
 		pc.done()
 	}
-	_ = sock.Conn().Once("close", pc.onClose)
+	_ = conn.Once("close", pc.onClose)
+	if conn.Protocol() == 3 {
+		e.connecting.Store(conn.Id(), pc)
+	}
 	next(nil)
 	// The library writes CONNECT to the client before it registers the
 	// socket for the client's packets, on another goroutine; an event the
@@ -187,9 +206,9 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	// for a protocol violation that closes the connection. For Engine.IO 4
 	// this middleware runs on the path that decodes the client's packets,
 	// so waiting here holds the next packet back until the socket is
-	// registered. (Engine.IO 3 connects from the handshake request
-	// instead; the gap remains there.)
-	if sock.Conn().Protocol() == 4 {
+	// registered. Engine.IO 3 connects from the handshake request
+	// instead, and ServeHTTP holds its posts.
+	if conn.Protocol() == 4 {
 		select {
 		case <-pc.connected:
 		case <-time.After(connectWait):
@@ -223,6 +242,7 @@ func (e *engine) onConnection(args ...any) {
 	// queue behind this handler, so they are handled after setup.
 	pc.done()
 	sock.Conn().RemoveListener("close", pc.onClose)
+	e.connecting.Delete(sock.Conn().Id())
 	id, ok := sock.Data().(auth.Identity)
 	if !ok || id.UserID == "" {
 		sock.Disconnect(false)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -564,24 +565,25 @@ func TestLiveRoomLookupFailureDropsTransport(t *testing.T) {
 func TestLiveEngineIO3(t *testing.T) {
 	l := startLive(t, Config{})
 	hc := &http.Client{Timeout: waitFor}
-	get := func(query string) string {
+	do := func(method, query, body string) string {
 		t.Helper()
-		resp, err := hc.Get(l.url + "/socket.io/?" + query)
+		req, _ := http.NewRequest(method, l.url+"/socket.io/?"+query, strings.NewReader(body))
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", query, resp.StatusCode, b)
+			t.Fatalf("%s %s: %d %s", method, query, resp.StatusCode, b)
 		}
 		return string(b)
 	}
-	// poll reads until want shows up: the namespace packet may come in the
-	// handshake response or in a later poll.
-	poll := func(token, want string) {
+	// Engine.IO 3 polling frames are <length>:<packet>.
+	frame := func(pkt string) string { return strconv.Itoa(len(pkt)) + ":" + pkt }
+	handshake := func(token string) (sid, body string) {
 		t.Helper()
-		body := get("EIO=3&transport=polling&token=" + token)
+		body = do(http.MethodGet, "EIO=3&transport=polling&token="+token, "")
 		open := body[strings.Index(body, "0{")+1:]
 		var hs struct {
 			Sid string `json:"sid"`
@@ -589,16 +591,27 @@ func TestLiveEngineIO3(t *testing.T) {
 		if err := json.NewDecoder(strings.NewReader(open)).Decode(&hs); err != nil || hs.Sid == "" {
 			t.Fatalf("no Engine.IO 3 open packet in %q", body)
 		}
+		return hs.Sid, body
+	}
+	// until polls until want shows up: the namespace packet may come in
+	// the handshake response or in a later poll.
+	until := func(sid, body, want string) {
+		t.Helper()
 		for range 5 {
 			if strings.Contains(body, want) {
 				return
 			}
-			body = get("EIO=3&transport=polling&sid=" + url.QueryEscape(hs.Sid))
+			body = do(http.MethodGet, "EIO=3&transport=polling&sid="+url.QueryEscape(sid), "")
 		}
 		t.Fatalf("%q never came; last poll %q", want, body)
 	}
-	poll("tok-a", ":40")
-	poll("forged", `:44"unauthorized"`)
+	sid, body := handshake("forged")
+	until(sid, body, frame(`44"unauthorized"`))
+
+	sid, body = handshake("tok-a")
+	until(sid, body, frame("40"))
+	do(http.MethodPost, "EIO=3&transport=polling&sid="+url.QueryEscape(sid), frame(`421["message:read",{"chatId":"`+chat1+`","seq":1}]`))
+	until(sid, "", frame(`431[{"ok":true}]`))
 }
 
 func TestLiveCORS(t *testing.T) {
