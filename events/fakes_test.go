@@ -465,3 +465,11 @@ func (h *harness) settle(t *testing.T) {
 		t.Fatalf("work did not settle: %v", err)
 	}
 }
+
+// The real services fit the interfaces the server is written against.
+var (
+	_ Accounts      = (*auth.Accounts)(nil)
+	_ Chats         = (*chat.Service)(nil)
+	_ SessionEvents = (*session.Manager)(nil)
+	_ Users         = store.Store(nil)
+)

@@ -146,6 +146,11 @@ func (st *connState) teardown() {
 		st.s.work.begin()
 		go func() {
 			defer st.s.work.end()
+			defer func() {
+				if v := recover(); v != nil {
+					st.s.log.Error("socket teardown panicked", "user", st.conn.UserID(), "panic", v, "stack", string(debug.Stack()))
+				}
+			}()
 			st.s.metrics.disconnected()
 			// Waits for setup to finish counting this socket, so it is
 			// never forgotten before it was recorded.
