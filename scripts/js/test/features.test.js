@@ -103,6 +103,56 @@ test('the same clientMsgId gives the same message, once, across retries, reconne
   assert.deepEqual(await aGets, fromB);
 });
 
+test('in a group, message:new reaches every socket of every member but the sending one; typing only other members', async (t) => {
+  const sockets = [];
+  t.after(() => closeAll(sockets));
+  const [a, b, c] = await Promise.all([signup('grpa'), signup('grpb'), signup('grpc')]);
+  const group = await groupChat(a, `group ${randomSuffix(3)}`, [b, c]);
+  assert.equal(group.type, 'group');
+  assert.deepEqual(
+    group.members.map((m) => [m.userId, m.role]).sort(),
+    [
+      [a.user.id, 'owner'],
+      [b.user.id, 'member'],
+      [c.user.id, 'member'],
+    ].sort(),
+  );
+  const [sa1, sa2, sb, sc] = await Promise.all([
+    connect(V4_WS, a.token, { sockets }),
+    connect(V4_WS, a.token, { sockets }),
+    connect(V4_WS, b.token, { sockets }),
+    connect(V4_WS, c.token, { sockets }),
+  ]);
+  const a1Seen = record(sa1, 'message:new');
+  const a1Typing = record(sa1, 'typing');
+  const a2Typing = record(sa2, 'typing');
+
+  const gets = [sa2, sb, sc].map((s) => once(s, 'message:new'));
+  const m = await send(sa1, { chatId: group.id, text: 'hello group' });
+  checkMessage(assert, m, { chatId: group.id, senderId: a.user.id, text: 'hello group', seq: 1 });
+  for (const got of await Promise.all(gets)) assert.deepEqual(got, m);
+
+  const typingGets = [sb, sc].map((s) => once(s, 'typing'));
+  sa1.emit('typing', { chatId: group.id, isTyping: true });
+  for (const got of await Promise.all(typingGets)) {
+    assert.deepEqual(got, { chatId: group.id, userId: a.user.id, isTyping: true });
+  }
+
+  // c writes and types; once both reach a's sockets, anything of a's own
+  // would have reached them before.
+  const a1Gets = once(sa1, 'message:new');
+  const a2TypingGets = once(sa2, 'typing');
+  const a1TypingGets = once(sa1, 'typing');
+  const fromC = await send(sc, { chatId: group.id, text: 'hi a' });
+  sc.emit('typing', { chatId: group.id, isTyping: true });
+  assert.deepEqual(await a1Gets, fromC);
+  await Promise.all([a1TypingGets, a2TypingGets]);
+  assert.deepEqual(a1Seen, [fromC], 'the sending socket gets no echo of its message');
+  const cTyping = { chatId: group.id, userId: c.user.id, isTyping: true };
+  assert.deepEqual(a2Typing, [cTyping], "typing does not reach the typer's other sockets");
+  assert.deepEqual(a1Typing, [cTyping], 'the typing socket gets no echo');
+});
+
 test('chat:history pages by seq, ascending, with hasMore', async (t) => {
   const { a, b, chat, sa, sb } = await pair(t, 'hist');
   const sent = [];

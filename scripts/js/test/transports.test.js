@@ -113,6 +113,33 @@ for (const variant of VARIANTS) {
       });
     }
 
+    test('a socket gets messages sent right after its connect event', async (t) => {
+      // The contract: on connect the socket is in its chats' rooms. So a
+      // message sent as soon as the client sees 'connect' must reach it.
+      const sockets = [];
+      t.after(() => closeAll(sockets));
+      const sa = await connect(variant, a.token, { sockets });
+      const missed = [];
+      for (let i = 0; i < 20; i++) {
+        const sb = await connect(variant, b.token, { sockets, settle: false });
+        const bSeen = record(sb, 'message:new');
+        const ack = await emitAck(sa, 'message:send', { chatId: chat.id, text: `right after connect ${i}` });
+        assert.equal(ack?.ok, true, JSON.stringify(ack));
+        // b's own message comes after a's on the chat's stream: once b's
+        // ack is in, a's message:new would have arrived before it.
+        const own = await emitAck(sb, 'message:send', { chatId: chat.id, text: `b ${i}` });
+        assert.equal(own?.ok, true, JSON.stringify(own));
+        if (!bSeen.some((m) => m?.id === ack.message.id)) {
+          // Is it late rather than lost? A round trip settles it.
+          await emitAck(sb, 'presence:get', { userIds: [] });
+          missed.push(bSeen.some((m) => m?.id === ack.message.id) ? `#${i} late` : `#${i} lost`);
+        }
+        sb.close();
+        sockets.splice(sockets.indexOf(sb), 1);
+      }
+      assert.deepEqual(missed, [], 'messages sent right after the recipient connected were missed');
+    });
+
     test('message:send is acked and reaches the other member, not the sender', async (t) => {
       const sockets = [];
       t.after(() => closeAll(sockets));
