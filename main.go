@@ -117,10 +117,21 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 
 	handler := web.NewRouter(web.Deps{
 		Log: log, Accounts: accounts, Sessions: sessions, Users: st, Chats: chats,
+		Files: st, UploadMaxBytes: cfg.UploadMaxBytes, AvatarMaxBytes: cfg.AvatarMaxBytes,
 		Ready:       map[string]web.Pinger{"database": st, "cache": cacheP},
 		Registry:    reg,
 		CORSOrigins: cfg.CORSOrigins,
 	})
+
+	// Uploads never attached are swept a few times per ORPHAN_FILE_TTL, at
+	// most hourly; the sweep stops before the store closes.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		web.RunSweeper(sweepCtx, st, min(max(cfg.OrphanFileTTL/4, time.Minute), time.Hour), cfg.OrphanFileTTL, log)
+		close(sweepDone)
+	}()
+	defer func() { stopSweep(); <-sweepDone }()
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {

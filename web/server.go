@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -49,6 +50,10 @@ type Deps struct {
 	Users    UserStore
 	Presence Presence
 	Chats    ChatService
+	// Files keeps uploads and avatars; nil leaves those routes out.
+	Files FileStore
+	// UploadMaxBytes and AvatarMaxBytes bound one upload (0: 25 MiB, 5 MiB).
+	UploadMaxBytes, AvatarMaxBytes int64
 	// Ready lists what /readyz pings (database, cache).
 	Ready map[string]Pinger
 	// Registry serves /metrics; Metrics is registered on it.
@@ -72,6 +77,10 @@ type server struct {
 	ready         map[string]Pinger
 	metrics       *Metrics
 	secureCookies bool
+	files         FileStore
+	uploadMax     int64
+	avatarMax     int64
+	avatarMu      [16]sync.Mutex // see setAvatar
 }
 
 // NewRouter returns the whole HTTP handler.
@@ -79,9 +88,16 @@ func NewRouter(d Deps) http.Handler {
 	s := &server{
 		log: d.Log, accounts: d.Accounts, sessions: d.Sessions, users: d.Users, presence: d.Presence,
 		chats: d.Chats, ready: d.Ready, metrics: NewMetrics(d.Registry), secureCookies: d.SecureCookies,
+		files: d.Files, uploadMax: d.UploadMaxBytes, avatarMax: d.AvatarMaxBytes,
 	}
 	if s.presence == nil {
 		s.presence = noPresence{}
+	}
+	if s.uploadMax <= 0 {
+		s.uploadMax = defaultUploadMax
+	}
+	if s.avatarMax <= 0 {
+		s.avatarMax = defaultAvatarMax
 	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.observe)
@@ -111,6 +127,9 @@ func NewRouter(d Deps) http.Handler {
 			r.Get("/users/{id}", s.getUser)
 			if s.chats != nil {
 				s.chatRoutes(r)
+			}
+			if s.files != nil {
+				s.fileRoutes(r)
 			}
 		})
 		for _, m := range d.Mount {

@@ -25,7 +25,7 @@ type fileMeta struct {
 	ContentType string `bson:"contentType"`
 	Attached    bool   `bson:"attached"`
 	// createdAt is the store's clock, kept apart from GridFS's uploadDate,
-	// which the driver sets itself when the upload finishes.
+	// which records when the upload finished.
 	CreatedAt bson.DateTime `bson:"createdAt"`
 }
 
@@ -48,11 +48,25 @@ func (d *fileDoc) file() store.File {
 	}
 }
 
-// CreateFile streams r into GridFS. The driver buffers up to 16 MiB of
-// chunks per upload before writing them, so memory stays bounded whatever
-// the file's size. If anything fails, the chunks written so far are removed:
-// a failed upload leaves nothing behind.
-func (s *Store) CreateFile(ctx context.Context, f *store.File, r io.Reader) error {
+// chunkSize is GridFS's default, so both engines split files alike.
+const chunkSize = 255 << 10
+
+// CreateFile streams r into the GridFS bucket, writing the GridFS layout
+// itself rather than through the driver's GridFSUploadStream: that stream
+// allocates a 16 MiB buffer per upload and then builds the chunk documents of
+// the whole buffer at once, so each concurrent upload would cost well over
+// 16 MiB, and "no file is ever held whole in memory" would not hold for any
+// file under 16 MiB. Here each chunk is read into one reused buffer and
+// inserted as it arrives, one per insert: batching a few saves little time
+// and multiplies the short-lived copies every layer (the driver's encoding,
+// the server's decoding) makes of a batch. The documents are exactly the
+// driver's ({_id, files_id, n, data} in uploads.chunks, then
+// {_id, length, chunkSize, uploadDate, filename, metadata} in uploads.files),
+// so OpenFile and DeleteFile keep using the driver's GridFS API and any
+// GridFS tool reads these files. The file document is written last, so a
+// file is visible only once complete; if anything fails before that, the
+// chunks this upload wrote are removed: a failed upload leaves nothing behind.
+func (s *Store) CreateFile(ctx context.Context, f *store.File, r io.Reader) (err error) {
 	if f.ID == "" {
 		f.ID = store.NewID()
 	}
@@ -60,7 +74,7 @@ func (s *Store) CreateFile(ctx context.Context, f *store.File, r io.Reader) erro
 		f.CreatedAt = time.Now()
 	}
 	// Chunks are keyed by file id, so uploading under a taken id would mix
-	// them with the existing file's and its clean-up would destroy both.
+	// them with the existing file's.
 	switch taken, err := exists(ctx, s.filesColl, bson.D{{Key: "_id", Value: f.ID}}); {
 	case err != nil:
 		return fmt.Errorf("mongo: check file id: %w", err)
@@ -68,45 +82,78 @@ func (s *Store) CreateFile(ctx context.Context, f *store.File, r io.Reader) erro
 		return &store.ConflictError{On: store.ConflictID}
 	}
 
-	meta := fileMeta{
-		OwnerID:     f.OwnerID,
-		Kind:        f.Kind,
-		ContentType: f.ContentType,
-		CreatedAt:   toDate(f.CreatedAt),
-	}
-	s.uploadMu.Lock()
-	up, err := s.bucket.OpenUploadStreamWithID(ctx, f.ID, f.Name, options.GridFSUpload().SetMetadata(meta))
-	s.uploadMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("mongo: open upload: %w", err)
-	}
+	// The clean-up removes chunks by their own ids, never by files_id
+	// alone: should another upload ever race for the same file id, its
+	// chunks must survive this one's failure.
+	var written []bson.ObjectID
+	done := false
+	defer func() {
+		if !done && len(written) > 0 {
+			s.discardChunks(ctx, written)
+		}
+	}()
 
-	n, err := io.Copy(up, r)
-	if err != nil {
-		_ = up.Abort()
-		s.discardUpload(ctx, f.ID)
+	buf := make([]byte, chunkSize)
+	var size int64
+	for n := int32(0); ; n++ {
+		k, rerr := io.ReadFull(r, buf)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return fmt.Errorf("mongo: upload file: read: %w", rerr)
+		}
+		if k > 0 {
+			id := bson.NewObjectID()
+			written = append(written, id)
+			if _, err := s.chunksColl.InsertOne(ctx, bson.D{
+				{Key: "_id", Value: id},
+				{Key: "files_id", Value: f.ID},
+				{Key: "n", Value: n},
+				{Key: "data", Value: bson.Binary{Subtype: bson.TypeBinaryGeneric, Data: buf[:k]}},
+			}); err != nil {
+				return fmt.Errorf("mongo: upload file: write chunk %d: %w", n, err)
+			}
+			size += int64(k)
+		}
+		if rerr != nil { // EOF: the body is complete
+			break
+		}
+	}
+	// A reader that ignores cancellation must not let a cancelled upload
+	// complete.
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mongo: upload file: %w", err)
 	}
-	if err := up.Close(); err != nil {
-		// Close writes the last chunks and then the file document; after a
-		// failure the stream can no longer abort, so clean up by hand.
+
+	_, err = s.filesColl.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: f.ID},
+		{Key: "length", Value: size},
+		{Key: "chunkSize", Value: int32(chunkSize)},
+		{Key: "uploadDate", Value: toDate(time.Now())},
+		{Key: "filename", Value: f.Name},
+		{Key: "metadata", Value: fileMeta{
+			OwnerID:     f.OwnerID,
+			Kind:        f.Kind,
+			ContentType: f.ContentType,
+			CreatedAt:   toDate(f.CreatedAt),
+		}},
+	})
+	if err != nil {
 		if mdriver.IsDuplicateKeyError(err) {
 			return &store.ConflictError{On: store.ConflictID}
 		}
-		s.discardUpload(ctx, f.ID)
-		return fmt.Errorf("mongo: finish upload: %w", err)
+		return fmt.Errorf("mongo: upload file: write file document: %w", err)
 	}
-	f.Size = n
+	done = true
+	f.Size = size
 	return nil
 }
 
-// discardUpload removes whatever a failed upload wrote, even when the
-// caller's context is what failed it.
-func (s *Store) discardUpload(ctx context.Context, id string) {
+// discardChunks removes the chunks a failed upload wrote, even when the
+// caller's context is what failed it. A chunk whose insert failed midway is
+// named too: removing a document that does not exist is harmless.
+func (s *Store) discardChunks(ctx context.Context, ids []bson.ObjectID) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	_, _ = s.chunksColl.DeleteMany(ctx, bson.D{{Key: "files_id", Value: id}})
-	_, _ = s.filesColl.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	_, _ = s.chunksColl.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 }
 
 func (s *Store) FileByID(ctx context.Context, id string) (*store.File, error) {

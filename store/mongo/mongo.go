@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -38,10 +37,6 @@ type Store struct {
 	members  *mdriver.Collection
 	messages *mdriver.Collection
 
-	// The driver's bucket remembers, unguarded, whether it has checked its
-	// indexes before the first upload, so opening upload streams is
-	// serialised; everything after the open is per stream.
-	uploadMu   sync.Mutex
 	bucket     *mdriver.GridFSBucket
 	filesColl  *mdriver.Collection
 	chunksColl *mdriver.Collection
@@ -122,10 +117,17 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			{Keys: bson.D{{Key: "chatId", Value: 1}, {Key: "senderId", Value: 1}, {Key: "clientMsgId", Value: 1}}, Options: unique(idxClientMsgID)},
 			{Keys: bson.D{{Key: "attachments.id", Value: 1}}, Options: named("attachments_id")},
 		}},
-		// The driver creates the standard GridFS indexes itself before the
-		// first upload; this one serves the orphan sweep.
+		// CreateFile writes the GridFS layout itself, so the driver never
+		// gets to create the standard GridFS indexes before a first upload:
+		// they are made here, under the names the driver gives them, so a
+		// database the driver already set up is left as it is. "orphans"
+		// serves the orphan sweep.
 		{s.filesColl, []mdriver.IndexModel{
+			{Keys: bson.D{{Key: "filename", Value: 1}, {Key: "uploadDate", Value: 1}}, Options: named("filename_1_uploadDate_1")},
 			{Keys: bson.D{{Key: "metadata.kind", Value: 1}, {Key: "metadata.attached", Value: 1}, {Key: "metadata.createdAt", Value: 1}}, Options: named("orphans")},
+		}},
+		{s.chunksColl, []mdriver.IndexModel{
+			{Keys: bson.D{{Key: "files_id", Value: 1}, {Key: "n", Value: 1}}, Options: unique("files_id_1_n_1")},
 		}},
 	}
 	for _, sp := range specs {
