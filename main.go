@@ -22,6 +22,7 @@ import (
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	mongostore "github.com/parley-chat/parley/store/mongo"
@@ -106,17 +107,25 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	sessions := session.NewManager(st, cache, cfg.TokenTTL, log)
 	accounts := auth.NewAccounts(st, sessions, passwords, auth.NewTokens(secret), auth.NewThrottle(counter), log)
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
 	chats := chat.New(st, nil, chat.DefaultLimits, log)
+	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins}, events.Deps{
+		Log: log, Accounts: accounts, Chats: chats, Users: st, Sessions: sessions, Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("socket.io server: %w", err)
+	}
+	defer sock.Close()
+	chats.SetBroadcaster(sock)
 	chatCtx, stopChats := context.WithCancel(context.WithoutCancel(ctx))
 	chatsDone := make(chan struct{})
 	go func() { chats.Run(chatCtx); close(chatsDone) }()
 	defer func() { stopChats(); <-chatsDone }()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
 	handler := web.NewRouter(web.Deps{
-		Log: log, Accounts: accounts, Sessions: sessions, Users: st, Chats: chats,
+		Log: log, Accounts: accounts, Sessions: sessions, Users: st, Chats: chats, Presence: sock, Socket: sock.Handler(),
 		Files: st, UploadMaxBytes: cfg.UploadMaxBytes, AvatarMaxBytes: cfg.AvatarMaxBytes,
 		Ready:       map[string]web.Pinger{"database": st, "cache": cacheP},
 		Registry:    reg,
@@ -143,6 +152,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Long-polling requests are open handlers: close the sockets while the
+	// server drains, or Shutdown would wait for them.
+	srv.RegisterOnShutdown(sock.Close)
 	log.Info("parley listening", "addr", ln.Addr().String(), "store", storeName(cfg), "cache", cacheName(cfg))
 	if started != nil {
 		started <- ln.Addr().String()

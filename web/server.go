@@ -63,6 +63,8 @@ type Deps struct {
 	CORSOrigins []string
 	// SecureCookies marks the token cookie Secure (behind TLS).
 	SecureCookies bool
+	// Socket serves Socket.IO at /socket.io/; it answers CORS itself.
+	Socket http.Handler
 	// Mount adds routes owned by other packages (chats, files, socket.io).
 	Mount []func(r chi.Router, authed func(http.Handler) http.Handler)
 }
@@ -137,7 +139,21 @@ func NewRouter(d Deps) http.Handler {
 		}
 	})
 
-	return corsHandler(d.CORSOrigins).Handler(r)
+	StaticRoutes(r)
+	if d.Socket == nil {
+		return corsHandler(d.CORSOrigins).Handler(r)
+	}
+	r.Handle("/socket.io/*", d.Socket)
+	withCORS := corsHandler(d.CORSOrigins).Handler(r)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// The Socket.IO engine answers CORS by the same rules itself; a
+		// second set of CORS headers would make browsers refuse both.
+		if req.URL.Path == "/socket.io/" {
+			r.ServeHTTP(w, req)
+			return
+		}
+		withCORS.ServeHTTP(w, req)
+	})
 }
 
 func corsHandler(origins []string) *cors.Cors {
