@@ -30,10 +30,11 @@ type fileMeta struct {
 }
 
 type fileDoc struct {
-	ID       string   `bson:"_id"`
-	Length   int64    `bson:"length"`
-	Filename string   `bson:"filename"`
-	Metadata fileMeta `bson:"metadata"`
+	ID        string   `bson:"_id"`
+	Length    int64    `bson:"length"`
+	ChunkSize int32    `bson:"chunkSize"`
+	Filename  string   `bson:"filename"`
+	Metadata  fileMeta `bson:"metadata"`
 }
 
 func (d *fileDoc) file() store.File {
@@ -165,25 +166,21 @@ func (s *Store) FileByID(ctx context.Context, id string) (*store.File, error) {
 	return &f, nil
 }
 
-// OpenFile opens a download stream. ctx governs the whole life of the
-// reader, as the driver ties the stream's cursor to it.
+// OpenFile returns a reader that fetches one GridFS chunk at a time by
+// (files_id, n), the index GridFS itself keeps. The driver's download stream
+// is not used: its cursor pulls batches of up to 16 MiB of chunks, so a
+// download of a large file held that much per reader, and it cannot seek
+// back without starting over.
 func (s *Store) OpenFile(ctx context.Context, id string) (store.FileReader, error) {
-	ds, err := s.openDownload(ctx, id)
-	if err != nil {
+	var d fileDoc
+	if err := findOne(ctx, s.filesColl, bson.D{{Key: "_id", Value: id}}, &d, "file", id); err != nil {
 		return nil, err
 	}
-	return &fileReader{ctx: ctx, s: s, id: id, size: ds.GetFile().Length, ds: ds}, nil
-}
-
-func (s *Store) openDownload(ctx context.Context, id string) (*mdriver.GridFSDownloadStream, error) {
-	ds, err := s.bucket.OpenDownloadStream(ctx, id)
-	if errors.Is(err, mdriver.ErrFileNotFound) {
-		return nil, notFound("file", id)
+	cs := int64(d.ChunkSize)
+	if cs <= 0 {
+		cs = chunkSize
 	}
-	if err != nil {
-		return nil, fmt.Errorf("mongo: open file %q: %w", id, err)
-	}
-	return ds, nil
+	return &fileReader{ctx: ctx, s: s, id: id, size: d.Length, chunkSize: cs, loaded: -1}, nil
 }
 
 func (s *Store) DeleteFile(ctx context.Context, id string) error {
@@ -235,23 +232,22 @@ func (s *Store) UnattachedBefore(ctx context.Context, t time.Time, limit int) ([
 	return out, nil
 }
 
-// fileReader is a seekable view of a GridFS file. A GridFS download stream
-// only reads forward (it can Skip, not rewind), so Seek merely records the
-// position and the next Read brings the stream there: skipping ahead on the
-// open stream, or, to go back, reopening it and skipping from the start.
-// Skipping still fetches the chunks it passes over. Seeking without reading
-// (as http.ServeContent does to learn the size) costs nothing.
+// fileReader is a seekable view of a GridFS file that holds one chunk.
 type fileReader struct {
-	ctx  context.Context
-	s    *Store
-	id   string
-	size int64
+	ctx       context.Context
+	s         *Store
+	id        string
+	size      int64
+	chunkSize int64
 
-	ds    *mdriver.GridFSDownloadStream // nil once closed or before reopening
-	dsPos int64                         // where ds will read next
-	pos   int64                         // where the caller will read next
-
+	pos    int64  // where the caller reads next
+	chunk  []byte // the bytes of chunk number loaded
+	loaded int64  // -1 before the first fetch
 	closed bool
+}
+
+type chunkDoc struct {
+	Data []byte `bson:"data"`
 }
 
 func (r *fileReader) Read(p []byte) (int, error) {
@@ -261,42 +257,22 @@ func (r *fileReader) Read(p []byte) (int, error) {
 	if r.pos >= r.size {
 		return 0, io.EOF
 	}
-	if err := r.position(); err != nil {
-		return 0, err
-	}
-	n, err := r.ds.Read(p)
-	r.dsPos += int64(n)
-	r.pos = r.dsPos
-	if err != nil && !errors.Is(err, io.EOF) {
-		return n, fmt.Errorf("mongo: read file %q: %w", r.id, err)
-	}
-	return n, err
-}
-
-// position brings the download stream to r.pos.
-func (r *fileReader) position() error {
-	if r.ds != nil && r.dsPos > r.pos {
-		_ = r.ds.Close()
-		r.ds = nil
-	}
-	if r.ds == nil {
-		ds, err := r.s.openDownload(r.ctx, r.id)
+	n := r.pos / r.chunkSize
+	if n != r.loaded {
+		var c chunkDoc
+		err := r.s.chunksColl.FindOne(r.ctx, bson.D{{Key: "files_id", Value: r.id}, {Key: "n", Value: n}}).Decode(&c)
 		if err != nil {
-			return err
+			return 0, fmt.Errorf("mongo: read chunk %d of file %q: %w", n, r.id, err)
 		}
-		r.ds, r.dsPos = ds, 0
+		want := min(r.chunkSize, r.size-n*r.chunkSize)
+		if int64(len(c.Data)) != want {
+			return 0, fmt.Errorf("mongo: chunk %d of file %q has %d bytes, want %d", n, r.id, len(c.Data), want)
+		}
+		r.chunk, r.loaded = c.Data, n
 	}
-	if gap := r.pos - r.dsPos; gap > 0 {
-		skipped, err := r.ds.Skip(gap)
-		r.dsPos += skipped
-		if err != nil {
-			return fmt.Errorf("mongo: skip in file %q: %w", r.id, err)
-		}
-		if r.dsPos != r.pos {
-			return fmt.Errorf("mongo: file %q ended at %d before offset %d", r.id, r.dsPos, r.pos)
-		}
-	}
-	return nil
+	copied := copy(p, r.chunk[r.pos-n*r.chunkSize:])
+	r.pos += int64(copied)
+	return copied, nil
 }
 
 func (r *fileReader) Seek(offset int64, whence int) (int64, error) {
@@ -322,15 +298,7 @@ func (r *fileReader) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (r *fileReader) Close() error {
-	if r.closed {
-		return nil
-	}
 	r.closed = true
-	if r.ds == nil {
-		return nil
-	}
-	if err := r.ds.Close(); err != nil && !errors.Is(err, mdriver.ErrStreamClosed) {
-		return fmt.Errorf("mongo: close file %q: %w", r.id, err)
-	}
+	r.chunk = nil
 	return nil
 }
