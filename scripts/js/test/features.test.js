@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   V4_WS,
+  BASE,
   TIMEOUT,
   api,
   apiOK,
@@ -151,6 +152,61 @@ test('in a group, message:new reaches every socket of every member but the sendi
   const cTyping = { chatId: group.id, userId: c.user.id, isTyping: true };
   assert.deepEqual(a2Typing, [cTyping], "typing does not reach the typer's other sockets");
   assert.deepEqual(a1Typing, [cTyping], 'the typing socket gets no echo');
+});
+
+// A 1x1 PNG: its type is sniffed from the bytes.
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+async function upload(user, bytes, name, type) {
+  const form = new FormData();
+  form.append('file', new Blob([bytes], { type }), name);
+  const res = await fetch(`${BASE}/api/files`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${user.token}` },
+    body: form,
+  });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body;
+}
+
+test('message:send with an attachment and no text; members can download it', async (t) => {
+  const { a, b, chat, sa, sb } = await pair(t, 'att');
+  const file = await upload(a, PNG, 'dot.png', 'image/png');
+  assert.deepEqual(Object.keys(file).sort(), ['contentType', 'createdAt', 'id', 'name', 'size']);
+  assert.equal(file.name, 'dot.png');
+  assert.equal(file.size, PNG.length);
+  assert.equal(file.contentType, 'image/png');
+
+  const bGets = once(sb, 'message:new');
+  const m = await send(sa, { chatId: chat.id, attachments: [file.id] });
+  checkMessage(assert, m, {
+    chatId: chat.id,
+    senderId: a.user.id,
+    text: null,
+    clientMsgId: null,
+    attachments: [{ id: file.id, name: 'dot.png', size: PNG.length, contentType: 'image/png' }],
+  });
+  assert.deepEqual(await bGets, m);
+
+  // b, a member of the chat, can read it now; a stranger cannot.
+  const res = await fetch(`${BASE}/api/files/${file.id}`, { headers: { authorization: `Bearer ${b.token}` } });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^image\/png/);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), PNG);
+  const stranger = await signup('attc');
+  const denied = await api('GET', `/api/files/${file.id}`, { token: stranger.token });
+  assert.equal(denied.status, 404);
+  assert.equal(denied.body?.error?.code, 'not_found');
+
+  // Someone else's file cannot be attached.
+  checkAckError(assert, await emitAck(sb, 'message:send', { chatId: chat.id, attachments: [file.id] }), 'invalid_input');
+  // Nor can more than 10.
+  const many = Array.from({ length: 11 }, () => file.id);
+  checkAckError(assert, await emitAck(sa, 'message:send', { chatId: chat.id, attachments: many }), 'invalid_input');
 });
 
 test('chat:history pages by seq, ascending, with hasMore', async (t) => {
