@@ -21,6 +21,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/internal/testenv/sioraw"
 )
 
 // These tests run the real engine behind a chi router, as the app mounts
@@ -238,17 +239,17 @@ func TestLiveHandshakeRefused(t *testing.T) {
 	}
 	for name, auth := range map[string]map[string]any{"no token": {}, "bad token": {"token": "forged"}, "token not a string": {"token": 12}} {
 		t.Run("websocket/"+name, func(t *testing.T) {
-			c := dialRaw(t, l, "", nil)
-			kind, body := c.connect(auth)
+			c := sioraw.Dial(t, l.url, "", nil)
+			kind, body := c.Connect(auth)
 			if kind != "44" || body["message"] != "unauthorized" {
 				t.Fatalf("answer %s %v, want 44 unauthorized", kind, body)
 			}
 		})
 	}
 	t.Run("polling", func(t *testing.T) {
-		p := dialPoll(t, l, "", nil)
-		p.send(`0{"token":"forged"}`)
-		if got := p.expect("CONNECT answer", func(f string) bool { return strings.HasPrefix(f, "4") }); got != `4{"data":{"code":"unauthorized"},"message":"unauthorized"}` {
+		p := sioraw.DialPolling(t, l.url, "", nil)
+		p.Send(`0{"token":"forged"}`)
+		if got := p.Expect("CONNECT answer", func(f string) bool { return strings.HasPrefix(f, "4") }); got != `4{"data":{"code":"unauthorized"},"message":"unauthorized"}` {
 			t.Fatalf("answer %q", got)
 		}
 	})
@@ -329,17 +330,17 @@ func TestLivePolling(t *testing.T) {
 		"cookie": {header: http.Header{"Cookie": {"token=tok-a"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			p := dialPoll(t, l, c.query, c.header)
-			p.send("0" + c.auth)
-			if got := p.expect("CONNECT answer", func(f string) bool { return strings.HasPrefix(f, "0") || strings.HasPrefix(f, "4") }); !strings.HasPrefix(got, `0{"sid":`) {
+			p := sioraw.DialPolling(t, l.url, c.query, c.header)
+			p.Send("0" + c.auth)
+			if got := p.Expect("CONNECT answer", func(f string) bool { return strings.HasPrefix(f, "0") || strings.HasPrefix(f, "4") }); !strings.HasPrefix(got, `0{"sid":`) {
 				t.Fatalf("answer %q", got)
 			}
-			p.send(`27["message:read",{"chatId":"` + chat1 + `","seq":1}]`)
-			if got := p.expect("ack", func(f string) bool { return strings.HasPrefix(f, "37[") }); got != `37[{"ok":true}]` {
+			p.Send(`27["message:read",{"chatId":"` + chat1 + `","seq":1}]`)
+			if got := p.Expect("ack", func(f string) bool { return strings.HasPrefix(f, "37[") }); got != `37[{"ok":true}]` {
 				t.Fatalf("ack %q", got)
 			}
-			p.send(`28["message:read","junk"]`)
-			if got := p.expect("ack", func(f string) bool { return strings.HasPrefix(f, "38[") }); !strings.Contains(got, `"code":"invalid_input"`) {
+			p.Send(`28["message:read","junk"]`)
+			if got := p.Expect("ack", func(f string) bool { return strings.HasPrefix(f, "38[") }); !strings.Contains(got, `"code":"invalid_input"`) {
 				t.Fatalf("ack %q", got)
 			}
 		})
@@ -348,41 +349,38 @@ func TestLivePolling(t *testing.T) {
 
 func TestLiveWebsocketEventsAndRooms(t *testing.T) {
 	l := startLive(t, Config{})
-	a := dialRaw(t, l, "", nil)
-	a.mustConnect("tok-a")
-	b := dialRaw(t, l, "", nil)
-	b.mustConnect("tok-b")
+	a := sioraw.Dial(t, l.url, "", nil)
+	a.MustConnect("tok-a")
+	b := sioraw.Dial(t, l.url, "", nil)
+	b.MustConnect("tok-b")
 
-	ack := a.callOne(EventMessageSend, map[string]any{"chatId": chat1, "text": "hello"})
+	ack := a.CallOne(EventMessageSend, map[string]any{"chatId": chat1, "text": "hello"})
 	if ack["ok"] != true || ack["message"].(map[string]any)["senderId"] != userA {
 		t.Fatalf("send ack %v", ack)
 	}
-	if got := b.event("message:new"); got[0] != "hello" {
+	if got := b.Event("message:new"); got[0] != "hello" {
 		t.Fatalf("B got %v", got)
 	}
-	for _, f := range a.queued {
-		if strings.HasPrefix(f, `42["message:new"`) {
-			t.Fatalf("the sending socket got its own message:new: %s", f)
-		}
-	}
+	// The ack is the barrier: anything sent to A before it is queued.
+	a.NoEvent("message:new", nil)
 	// Malformed payloads over the wire: no payload, null, a number, and
 	// extra arguments after a good one.
 	for _, args := range [][]any{{}, {nil}, {7}, {"x", map[string]any{"chatId": chat1}}} {
-		if code := errCode(t, a.callOne(EventMessageRead, args...)); code != "invalid_input" {
+		if code := errCode(t, a.CallOne(EventMessageRead, args...)); code != "invalid_input" {
 			t.Fatalf("%v answered %q", args, code)
 		}
 	}
-	if ack := a.callOne(EventMessageRead, map[string]any{"chatId": chat1, "seq": 1}, "extra"); ack["ok"] != true {
+	if ack := a.CallOne(EventMessageRead, map[string]any{"chatId": chat1, "seq": 1}, "extra"); ack["ok"] != true {
 		t.Fatalf("extra argument: %v", ack)
 	}
 	// Without an ack, and unknown events: nothing comes back, nothing breaks.
-	a.emit(`["typing",{"chatId":"` + chat1 + `","isTyping":true}]`)
-	a.emit(`["typing","garbage"]`)
-	a.emit(`["no:such:event",{}]`)
-	if got := b.event("typing"); got[0].(map[string]any)["isTyping"] != true {
+	a.Emit(`["typing",{"chatId":"` + chat1 + `","isTyping":true}]`)
+	a.Emit(`["typing","garbage"]`)
+	a.Emit(`["no:such:event",{}]`)
+	if got := b.Event("typing"); got[0].(map[string]any)["isTyping"] != true {
 		t.Fatalf("typing relayed as %v", got)
 	}
-	if ack := a.callOne(EventChatHistory, map[string]any{"chatId": chat1}); ack["ok"] != true {
+	if ack := a.CallOne(EventChatHistory, map[string]any{"chatId": chat1}); ack["ok"] != true {
 		t.Fatalf("history after junk: %v", ack)
 	}
 }
@@ -403,11 +401,11 @@ func TestLiveTokenSources(t *testing.T) {
 	}
 	for name, r := range raw {
 		t.Run(name, func(t *testing.T) {
-			c := dialRaw(t, l, r.query, r.header)
-			if kind, body := c.connect(r.auth); kind != "40" {
+			c := sioraw.Dial(t, l.url, r.query, r.header)
+			if kind, body := c.Connect(r.auth); kind != "40" {
 				t.Fatalf("refused: %v", body)
 			}
-			if body := c.callOne(EventMessageRead, map[string]any{"chatId": chat1, "seq": 1}); body["ok"] != true {
+			if body := c.CallOne(EventMessageRead, map[string]any{"chatId": chat1, "seq": 1}); body["ok"] != true {
 				t.Fatalf("read ack %v", body)
 			}
 		})
@@ -416,51 +414,48 @@ func TestLiveTokenSources(t *testing.T) {
 
 func TestLiveRevocation(t *testing.T) {
 	l := startLive(t, Config{})
-	ended := dialRaw(t, l, "", nil)
-	ended.mustConnect("tok-a")
-	other := dialRaw(t, l, "", nil)
-	other.mustConnect("tok-a2")
+	ended := sioraw.Dial(t, l.url, "", nil)
+	ended.MustConnect("tok-a")
+	other := sioraw.Dial(t, l.url, "", nil)
+	other.MustConnect("tok-a2")
 	start := time.Now()
 	l.sessions.end(userA, sessA)
 	// (The trailing argument is the recovery offset.)
-	if f := ended.next("session:revoked"); !strings.HasPrefix(f, `42["session:revoked",{}`) {
+	if f := ended.Next("session:revoked"); !strings.HasPrefix(f, `42["session:revoked",{}`) {
 		t.Fatalf("first frame %q", f)
 	}
-	if f := ended.next("disconnect"); f != "41" {
+	if f := ended.Next("disconnect"); f != "41" {
 		t.Fatalf("then %q, want a namespace DISCONNECT (the client's \"io server disconnect\")", f)
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("revocation took %v", took)
 	}
 	// The user's other session is untouched.
-	if body := other.callOne(EventMessageRead, map[string]any{"chatId": chat1, "seq": 1}); body["ok"] != true {
+	if body := other.CallOne(EventMessageRead, map[string]any{"chatId": chat1, "seq": 1}); body["ok"] != true {
 		t.Fatalf("other session's ack %v", body)
 	}
 }
 
 func TestLivePresence(t *testing.T) {
 	l := startLive(t, Config{})
-	b := dialRaw(t, l, "", nil)
-	b.mustConnect("tok-b")
-	a := dialRaw(t, l, "", nil)
-	a.mustConnect("tok-a")
-	p := b.event(EventPresence)[0].(map[string]any)
+	b := sioraw.Dial(t, l.url, "", nil)
+	b.MustConnect("tok-b")
+	a := sioraw.Dial(t, l.url, "", nil)
+	a.MustConnect("tok-a")
+	p := b.Event(EventPresence)[0].(map[string]any)
 	if p["userId"] != userA || p["online"] != true || p["lastSeenAt"] == nil {
 		t.Fatalf("presence %v", p)
 	}
-	a2 := dialRaw(t, l, "", nil)
-	a2.mustConnect("tok-a2")
-	a.send("41")  // one of A's sockets leaves: A is still online
-	a2.send("41") // the last one leaves
-	p = b.event(EventPresence)[0].(map[string]any)
+	a2 := sioraw.Dial(t, l.url, "", nil)
+	a2.MustConnect("tok-a2")
+	a.Send("41")  // one of A's sockets leaves: A is still online
+	a2.Send("41") // the last one leaves
+	p = b.Event(EventPresence)[0].(map[string]any)
 	if p["userId"] != userA || p["online"] != false || p["lastSeenAt"] == nil {
 		t.Fatalf("presence %v", p)
 	}
-	for _, f := range b.queued {
-		if strings.HasPrefix(f, `42["presence"`) {
-			t.Fatalf("an extra presence event: %s", f)
-		}
-	}
+	// The offline event is the barrier: an extra one would be queued.
+	b.NoEvent(EventPresence, nil)
 }
 
 // dropAll closes every socket's transport from the server side, without a
@@ -477,18 +472,18 @@ func dropAll(l *live) {
 // client is away. It returns the sid, pid and offset to recover with.
 func dropAndMiss(t *testing.T, l *live) (sid, pid, offset string) {
 	t.Helper()
-	c := dialRaw(t, l, "", nil)
-	body := c.mustConnect("tok-a")
+	c := sioraw.Dial(t, l.url, "", nil)
+	body := c.MustConnect("tok-a")
 	sid, pid = body["sid"].(string), body["pid"].(string)
 	if pid == "" {
 		t.Fatal("no pid: connection-state recovery is off")
 	}
 	l.srv.ToUsers([]string{userA}, "chat:update", map[string]any{"n": 1})
-	args := c.event("chat:update")
+	args := c.Event("chat:update")
 	offset = args[len(args)-1].(string)
 	recv(t, l.users.seen, "lastSeenAt on connect")
 	dropAll(l)
-	c.waitClosed("the drop")
+	c.WaitClosed("the drop")
 	// The teardown's lastSeenAt: the server has let the socket go.
 	recv(t, l.users.seen, "the server's teardown")
 	l.srv.ToUsers([]string{userA}, "chat:new", map[string]any{"n": 2})
@@ -498,23 +493,23 @@ func dropAndMiss(t *testing.T, l *live) (sid, pid, offset string) {
 func TestLiveConnectionStateRecovery(t *testing.T) {
 	l := startLive(t, Config{})
 	sid, pid, offset := dropAndMiss(t, l)
-	c := dialRaw(t, l, "", nil)
-	kind, body := c.connect(map[string]any{"token": "tok-a", "pid": pid, "offset": offset})
+	c := sioraw.Dial(t, l.url, "", nil)
+	kind, body := c.Connect(map[string]any{"token": "tok-a", "pid": pid, "offset": offset})
 	if kind != "40" || body["sid"] != sid || body["pid"] != pid {
 		t.Fatalf("answer %s %v: want the old sid %s back (recovered)", kind, body, sid)
 	}
-	if got := c.event("chat:new"); got[0].(map[string]any)["n"] != float64(2) {
+	if got := c.Event("chat:new"); got[0].(map[string]any)["n"] != float64(2) {
 		t.Fatalf("replayed %v", got)
 	}
 	// The recovered socket is back in its rooms and counted online.
-	if ack := c.callOne(EventMessageRead, map[string]any{"chatId": chat1, "seq": 1}); ack["ok"] != true {
+	if ack := c.CallOne(EventMessageRead, map[string]any{"chatId": chat1, "seq": 1}); ack["ok"] != true {
 		t.Fatalf("ack after recovery %v", ack)
 	}
 	if !l.srv.Online(userA) {
 		t.Fatal("a recovered socket is not online")
 	}
 	l.srv.ToChat(chat1, "message:new", "after", "")
-	if got := c.event("message:new"); got[0] != "after" {
+	if got := c.Event("message:new"); got[0] != "after" {
 		t.Fatalf("chat room after recovery: %v", got)
 	}
 }
@@ -525,18 +520,14 @@ func TestLiveNoRecoveryAfterRevocation(t *testing.T) {
 	// The session ends while its socket is away.
 	l.sessions.end(userA, sessA)
 	l.accounts.forget("tok-a")
-	c := dialRaw(t, l, "", nil)
-	kind, body := c.connect(map[string]any{"token": "tok-a", "pid": pid, "offset": offset})
+	c := sioraw.Dial(t, l.url, "", nil)
+	kind, body := c.Connect(map[string]any{"token": "tok-a", "pid": pid, "offset": offset})
 	if kind != "44" || body["message"] != "unauthorized" {
 		t.Fatalf("answer %s %v, want 44 unauthorized", kind, body)
 	}
 	// The library replays before it checks credentials; the restore must
 	// have refused, or the missed packet came ahead of the refusal.
-	for _, f := range c.queued {
-		if strings.HasPrefix(f, `42["chat:new"`) {
-			t.Fatalf("missed packets were replayed to an ended session: %s", f)
-		}
-	}
+	c.NoEvent("chat:new", nil)
 }
 
 func TestLiveRoomLookupFailureDropsTransport(t *testing.T) {
@@ -544,20 +535,14 @@ func TestLiveRoomLookupFailureDropsTransport(t *testing.T) {
 	l.chats.mu.Lock()
 	l.chats.chatErr = errors.New("database down")
 	l.chats.mu.Unlock()
-	c := dialRaw(t, l, "", nil)
+	c := sioraw.Dial(t, l.url, "", nil)
 	b, _ := json.Marshal(map[string]any{"token": "tok-a"})
-	c.send("40" + string(b))
+	c.Send("40" + string(b))
 	// No CONNECT answer: a closed transport, which clients retry.
-	for {
-		select {
-		case f := <-c.frames:
-			if strings.HasPrefix(f, "40") || strings.HasPrefix(f, "44") {
-				t.Fatalf("answered %q, want the connection closed", f)
-			}
-		case <-c.closed:
-			return
-		case <-time.After(waitFor):
-			t.Fatal("the connection stayed open")
+	c.WaitClosed("the connection to close")
+	for _, f := range c.Frames() {
+		if strings.HasPrefix(f, "40") || strings.HasPrefix(f, "44") {
+			t.Fatalf("answered %q, want the connection closed", f)
 		}
 	}
 }
@@ -643,19 +628,20 @@ func TestLiveCORS(t *testing.T) {
 		ws.Close()
 		t.Fatal("cross-origin websocket accepted")
 	}
-	ws, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://app.example"}})
-	if err != nil {
-		t.Fatalf("websocket from the configured origin: %v", err)
-	}
-	ws.Close()
+	// From the configured origin it works. (The client connects before it
+	// hangs up: a websocket dropped while the engine's handshake is still
+	// writing its open packet makes the library write to it from two
+	// goroutines, a data race inside socket.io v3.0.6.)
+	c := sioraw.Dial(t, strict.url, "", http.Header{"Origin": {"https://app.example"}})
+	c.MustConnect("tok-a")
 }
 
 func TestCloseRefusesNewHandshakes(t *testing.T) {
 	l := startLive(t, Config{})
-	c := dialRaw(t, l, "", nil)
-	c.mustConnect("tok-a")
+	c := sioraw.Dial(t, l.url, "", nil)
+	c.MustConnect("tok-a")
 	l.srv.Close()
-	c.waitClosed("the connection to close at shutdown")
+	c.WaitClosed("the connection to close at shutdown")
 	resp, err := http.Get(l.url + "/socket.io/?EIO=4&transport=polling")
 	if err != nil {
 		t.Fatal(err)
