@@ -323,6 +323,12 @@ func (s *Service) Typing(ctx context.Context, userID, origin, chatID string, isT
 	return nil
 }
 
+// Member answers not_found unless userID belongs to chatID.
+func (s *Service) Member(ctx context.Context, userID, chatID string) error {
+	_, err := s.chat(ctx, userID, chatID)
+	return err
+}
+
 // ChatIDs lists the chats a user belongs to (for joining rooms on connect).
 func (s *Service) ChatIDs(ctx context.Context, userID string) ([]string, error) {
 	chats, err := s.st.ChatsByMember(ctx, userID)

@@ -209,6 +209,13 @@ func (f *fakeChats) Typing(_ context.Context, userID, origin, chatID string, isT
 	return nil
 }
 
+func (f *fakeChats) Member(_ context.Context, userID, chatID string) error {
+	if !f.member(userID, chatID) {
+		return errNoChat
+	}
+	return nil
+}
+
 func (f *fakeChats) ChatIDs(_ context.Context, userID string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -303,13 +303,24 @@ func (st *connState) onTyping(v any, ack Ack) {
 		st.reply(EventTyping, ack, nil, err)
 		return
 	}
-	if !st.typing.allow(*chatID, *isTyping) {
-		// A repeat over the budget: nothing anyone would miss.
-		st.reply(EventTyping, ack, okAck{OK: true}, nil)
+	relay := st.typing.allow(*chatID, *isTyping)
+	if !relay && ack == nil {
+		// A repeat over the budget: nothing anyone would miss, and no one
+		// waits for an answer.
+		st.reply(EventTyping, nil, okAck{OK: true}, nil)
 		return
 	}
 	st.run(laneTyping, EventTyping, ack, func(ctx context.Context) (any, error) {
-		if err := st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), *chatID, *isTyping); err != nil {
+		var err error
+		if relay {
+			err = st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), *chatID, *isTyping)
+		} else {
+			// A dropped repeat is answered as the relay would have been:
+			// a chat the caller cannot see is not_found, however often
+			// it is named.
+			err = st.s.chats.Member(ctx, st.conn.UserID(), *chatID)
+		}
+		if err != nil {
 			return nil, err
 		}
 		return okAck{OK: true}, nil

@@ -218,6 +218,31 @@ func TestTypingNeverDropsAChange(t *testing.T) {
 	}
 }
 
+func TestThrottledTypingStillAnswersNotFound(t *testing.T) {
+	h := newHarness(t)
+	_, st := h.connect("sock1", userA, sessA)
+	st.typing.now = func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) } // no refill
+	// Past the bucket's worth of repeats, an outsider's typing in chat2 is
+	// still not_found, and a member's repeat in chat1 still ok.
+	for i := range 2 * typingBurst {
+		for chatID, want := range map[string]string{chat2: string(apperr.NotFound), chat1: ""} {
+			ack, got := ackChan()
+			st.handle(EventTyping, map[string]any{"chatId": chatID, "isTyping": true}, ack)
+			body := asJSON(t, recv(t, got, "typing ack"))
+			if want == "" && body["ok"] != true {
+				t.Fatalf("member's repeat %d in %s: %v", i, chatID, body)
+			}
+			if want != "" && errCode(t, body) != want {
+				t.Fatalf("outsider's repeat %d in %s: %v", i, chatID, body)
+			}
+		}
+	}
+	h.settle(t)
+	if _, typings, _, _ := h.chats.calls(); typings != typingBurst {
+		t.Fatalf("%d typing relays, want the bucket's %d", typings, typingBurst)
+	}
+}
+
 func TestLanesKeepSendOrderAndDoNotBlockOtherKinds(t *testing.T) {
 	h := newHarness(t)
 	gate := make(chan struct{})

@@ -36,6 +36,8 @@ type Chats interface {
 	History(ctx context.Context, userID, chatID string, q chat.HistoryQuery) (msgs []store.Message, hasMore bool, err error)
 	MarkRead(ctx context.Context, userID, origin, chatID string, seq int64) error
 	Typing(ctx context.Context, userID, origin, chatID string, isTyping bool) error
+	// Member answers not_found unless userID belongs to chatID.
+	Member(ctx context.Context, userID, chatID string) error
 	ChatIDs(ctx context.Context, userID string) ([]string, error)
 	// Peers lists the users who share a chat with userID, without userID.
 	Peers(ctx context.Context, userID string) ([]string, error)
