@@ -120,7 +120,7 @@ for (const variant of VARIANTS) {
       t.after(() => closeAll(sockets));
       const sa = await connect(variant, a.token, { sockets });
       const missed = [];
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < 10; i++) {
         const sb = await connect(variant, b.token, { sockets, settle: false });
         const bSeen = record(sb, 'message:new');
         const ack = await emitAck(sa, 'message:send', { chatId: chat.id, text: `right after connect ${i}` });
