@@ -219,7 +219,7 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, spec upload
 // into a new file.
 func (s *server) storePart(ctx context.Context, part *multipart.Part, spec uploadSpec) (*store.File, error) {
 	body := &limitedPart{r: part, left: spec.limit}
-	head := make([]byte, 512) // all http.DetectContentType looks at
+	head := make([]byte, 512)       // all http.DetectContentType looks at
 	n, _ := io.ReadFull(body, head) // short is fine: a small file
 	if body.err != nil {
 		return nil, bodyError(body.err, spec.limit)
