@@ -521,3 +521,44 @@ test('malformed payloads get invalid_input or not_found, and nobody is disconnec
   assert.deepEqual(bDisconnects, []);
   assert.ok(a && b && sockets.length === 2);
 });
+
+test('a dropped socket is recovered (socket.recovered) and gets what it missed, once', async (t) => {
+  const sockets = [];
+  t.after(() => closeAll(sockets));
+  const [a, b] = await Promise.all([signup('reca'), signup('recb')]);
+  const chat = await directChat(a, b);
+  // No automatic reconnection: the test sends while a is away, then
+  // reconnects a by hand.
+  const sa = await connect(V4_WS, a.token, { sockets, extra: { reconnection: false } });
+  const sb = await connect(V4_WS, b.token, { sockets });
+  assert.equal(sa.recovered, false);
+
+  // a needs one event with an offset before the drop.
+  const aGets = once(sa, 'message:new');
+  const m1 = await send(sb, { chatId: chat.id, text: 'before the drop' });
+  assert.deepEqual(await aGets, m1);
+
+  // The transport drops (no Socket.IO disconnect packet): recoverable.
+  const dropped = once(sa, 'disconnect');
+  sa.io.engine.close();
+  await dropped;
+  const m2 = await send(sb, { chatId: chat.id, text: 'while a was away' });
+
+  const seen = record(sa, 'message:new');
+  const back = once(sa, 'connect');
+  sa.connect();
+  await back;
+  assert.equal(sa.recovered, true, 'the connection state was recovered');
+  if (!seen.some((m) => m?.id === m2.id)) await once(sa, 'message:new', TIMEOUT, (m) => m?.id === m2.id);
+
+  // A later message: once it is in, a replay twice over would be too.
+  const m3Gets = once(sa, 'message:new', TIMEOUT, (m) => m?.text === 'after');
+  const m3 = await send(sb, { chatId: chat.id, text: 'after' });
+  await m3Gets;
+  assert.deepEqual(seen, [m2, m3], 'the missed message is replayed once, then live ones follow');
+
+  // The catch-up path clients always have.
+  const h = await emitAck(sa, 'chat:history', { chatId: chat.id, after: m1.seq });
+  assert.equal(h?.ok, true, JSON.stringify(h));
+  assert.deepEqual(h.messages, [m2, m3]);
+});
