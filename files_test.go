@@ -660,6 +660,12 @@ func TestAvatar(t *testing.T) {
 				t.Fatalf("the store still has the old avatar: %v", err)
 			}
 		})
+		t.Run("an avatar is not an attachment", func(t *testing.T) {
+			me := call(t, "GET", srv.URL+"/api/me", alice.Token, nil)
+			c := call(t, "POST", srv.URL+"/api/chats", alice.Token, map[string]any{"type": "direct", "userId": bob.ID})
+			r := call(t, "POST", srv.URL+"/api/chats/"+c.Body["id"].(string)+"/messages", alice.Token, map[string]any{"attachments": []string{avatarID(me)}})
+			wantError(t, "attach own avatar", r, 400, "invalid_input")
+		})
 	})
 }
 

@@ -200,7 +200,9 @@ func (s *Service) attachments(ctx context.Context, userID string, ids []string) 
 			return nil, apperr.Field("attachments", "unknown file "+truncateID(id))
 		}
 		f, err := s.st.FileByID(ctx, id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && f.OwnerID != userID) {
+		// An avatar is not attachable: replacing it deletes the file, which
+		// would leave the message pointing at nothing.
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (f.OwnerID != userID || f.Kind != store.FileAttachment)) {
 			return nil, apperr.Field("attachments", "unknown file "+id)
 		}
 		if err != nil {

@@ -166,11 +166,10 @@ func (s *Store) FileByID(ctx context.Context, id string) (*store.File, error) {
 	return &f, nil
 }
 
-// OpenFile returns a reader that fetches one GridFS chunk at a time by
-// (files_id, n), the index GridFS itself keeps. The driver's download stream
-// is not used: its cursor pulls batches of up to 16 MiB of chunks, so a
-// download of a large file held that much per reader, and it cannot seek
-// back without starting over.
+// OpenFile returns a reader over the file's GridFS chunks that holds a
+// couple of chunks at a time. The driver's download stream is not used: its
+// cursor pulls batches of up to 16 MiB of chunks, so every download of a
+// large file held that much, and it cannot seek back without starting over.
 func (s *Store) OpenFile(ctx context.Context, id string) (store.FileReader, error) {
 	var d fileDoc
 	if err := findOne(ctx, s.filesColl, bson.D{{Key: "_id", Value: id}}, &d, "file", id); err != nil {
@@ -232,7 +231,10 @@ func (s *Store) UnattachedBefore(ctx context.Context, t time.Time, limit int) ([
 	return out, nil
 }
 
-// fileReader is a seekable view of a GridFS file that holds one chunk.
+// fileReader is a seekable view of a GridFS file. Reading on walks one
+// cursor over the chunks in order, a small batch at a time (by the
+// (files_id, n) index GridFS keeps); a seek elsewhere opens a new cursor at
+// the chunk it lands in, so Range requests fetch only what they need.
 type fileReader struct {
 	ctx       context.Context
 	s         *Store
@@ -243,10 +245,17 @@ type fileReader struct {
 	pos    int64  // where the caller reads next
 	chunk  []byte // the bytes of chunk number loaded
 	loaded int64  // -1 before the first fetch
+	cur    *mdriver.Cursor
+	curN   int64 // the chunk number cur yields next
 	closed bool
 }
 
+// chunkBatch bounds the chunks one cursor round trip brings: memory per
+// reader stays near chunkBatch × 255 KiB.
+const chunkBatch = 2
+
 type chunkDoc struct {
+	N    int64  `bson:"n"`
 	Data []byte `bson:"data"`
 }
 
@@ -259,20 +268,52 @@ func (r *fileReader) Read(p []byte) (int, error) {
 	}
 	n := r.pos / r.chunkSize
 	if n != r.loaded {
-		var c chunkDoc
-		err := r.s.chunksColl.FindOne(r.ctx, bson.D{{Key: "files_id", Value: r.id}, {Key: "n", Value: n}}).Decode(&c)
-		if err != nil {
-			return 0, fmt.Errorf("mongo: read chunk %d of file %q: %w", n, r.id, err)
+		if err := r.load(n); err != nil {
+			return 0, err
 		}
-		want := min(r.chunkSize, r.size-n*r.chunkSize)
-		if int64(len(c.Data)) != want {
-			return 0, fmt.Errorf("mongo: chunk %d of file %q has %d bytes, want %d", n, r.id, len(c.Data), want)
-		}
-		r.chunk, r.loaded = c.Data, n
 	}
 	copied := copy(p, r.chunk[r.pos-n*r.chunkSize:])
 	r.pos += int64(copied)
 	return copied, nil
+}
+
+// load brings chunk n, from the open cursor when it is next in line.
+func (r *fileReader) load(n int64) error {
+	if r.cur == nil || r.curN != n {
+		r.closeCursor()
+		cur, err := r.s.chunksColl.Find(r.ctx,
+			bson.D{{Key: "files_id", Value: r.id}, {Key: "n", Value: bson.D{{Key: "$gte", Value: n}}}},
+			options.Find().SetSort(bson.D{{Key: "n", Value: 1}}).SetBatchSize(chunkBatch))
+		if err != nil {
+			return fmt.Errorf("mongo: read file %q: %w", r.id, err)
+		}
+		r.cur, r.curN = cur, n
+	}
+	if !r.cur.Next(r.ctx) {
+		err := r.cur.Err()
+		r.closeCursor()
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("mongo: read chunk %d of file %q: %w", n, r.id, err)
+	}
+	var c chunkDoc
+	if err := r.cur.Decode(&c); err != nil {
+		return fmt.Errorf("mongo: decode chunk %d of file %q: %w", n, r.id, err)
+	}
+	want := min(r.chunkSize, r.size-n*r.chunkSize)
+	if c.N != n || int64(len(c.Data)) != want {
+		return fmt.Errorf("mongo: chunk %d of file %q is chunk %d of %d bytes, want %d", n, r.id, c.N, len(c.Data), want)
+	}
+	r.chunk, r.loaded, r.curN = c.Data, n, n+1
+	return nil
+}
+
+func (r *fileReader) closeCursor() {
+	if r.cur != nil {
+		_ = r.cur.Close(context.WithoutCancel(r.ctx))
+		r.cur = nil
+	}
 }
 
 func (r *fileReader) Seek(offset int64, whence int) (int64, error) {
@@ -300,5 +341,6 @@ func (r *fileReader) Seek(offset int64, whence int) (int64, error) {
 func (r *fileReader) Close() error {
 	r.closed = true
 	r.chunk = nil
+	r.closeCursor()
 	return nil
 }
