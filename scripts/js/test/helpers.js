@@ -177,7 +177,7 @@ function connectOnly(variant, token, { form, extra, sockets, timeoutMs = TIMEOUT
     const timer = setTimeout(() => fail(new Error(`${variant.name}: no 'connect' within ${timeoutMs}ms`)), timeoutMs);
     const fail = (err) => {
       cleanup();
-      socket.close();
+      closeAll([socket]);
       reject(err);
     };
     const onConnect = () => {
@@ -247,15 +247,64 @@ export function record(socket, event) {
   return seen;
 }
 
-/** closeAll closes every socket in the list (for t.after / after). */
-export function closeAll(sockets) {
-  for (const s of sockets.splice(0)) {
+/**
+ * pendingPoll is the socket's in-flight long-poll request, or null. It reads
+ * engine.io-client internals (pollXhr, and _xhr in 6.x / xhr in 3.x), which
+ * the exact versions in package.json pin.
+ */
+export function pendingPoll(socket) {
+  const req = socket.io?.engine?.transport?.pollXhr;
+  const xhr = req && (req._xhr ?? req.xhr);
+  return xhr ? req : null;
+}
+
+/**
+ * settlePoll waits (up to ms) for the socket's in-flight long-poll, if any,
+ * to be answered. A closing polling client sends a close packet and leaves
+ * its last GET to the server to answer; if the server never does, the
+ * request is aborted here so that node can exit, and settlePoll resolves
+ * false.
+ */
+export function settlePoll(socket, ms = 2000) {
+  const req = pendingPoll(socket);
+  if (!req) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (answered) => {
+      clearTimeout(timer);
+      req.off('success', onAnswer);
+      req.off('error', onAnswer);
+      resolve(answered);
+    };
+    const onAnswer = () => done(true);
+    const timer = setTimeout(() => {
+      const xhr = req._xhr ?? req.xhr;
+      try {
+        xhr?.abort();
+      } catch {
+        // already gone
+      }
+      req.abort();
+      done(false);
+    }, ms);
+    req.on('success', onAnswer);
+    req.on('error', onAnswer);
+  });
+}
+
+/**
+ * closeAll closes every socket in the list (for t.after / after) and waits
+ * until none has a request in flight, so that node exits.
+ */
+export async function closeAll(sockets) {
+  const list = sockets.splice(0);
+  for (const s of list) {
     try {
       s.close();
     } catch {
       // already gone
     }
   }
+  await Promise.all(list.map((s) => settlePoll(s)));
 }
 
 // ---------------------------------------------------------------- assertions

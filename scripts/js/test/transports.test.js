@@ -16,6 +16,7 @@ import {
   emitAck,
   record,
   closeAll,
+  settlePoll,
   checkMessage,
   randomSuffix,
 } from './helpers.js';
@@ -91,7 +92,7 @@ for (const variant of VARIANTS) {
       test(`refuses a handshake with ${what}`, async (t) => {
         const { token, form } = opts();
         const s = makeSocket(variant, { token, form });
-        t.after(() => s.close());
+        t.after(() => closeAll([s]));
         const connected = record(s, 'connect');
         if (variant.version === 4) {
           // 4.x: the middleware error is connect_error with the message,
@@ -134,11 +135,42 @@ for (const variant of VARIANTS) {
           await emitAck(sb, 'presence:get', { userIds: [] });
           missed.push(bSeen.some((m) => m?.id === ack.message.id) ? `#${i} late` : `#${i} lost`);
         }
-        sb.close();
         sockets.splice(sockets.indexOf(sb), 1);
+        await closeAll([sb]);
       }
       assert.deepEqual(missed, [], 'messages sent right after the recipient connected were missed');
     });
+
+    if (variant.opts.transports?.[0] !== 'websocket') {
+      test('a closing polling client gets its last long-poll answered', async (t) => {
+        // A polling client that closes sends a close packet while its next
+        // long-poll GET is on its way or waiting; the server must answer
+        // that GET (Engine.IO answers it with a noop, or 400 for a gone
+        // session). A GET left hanging keeps the client (and the server's
+        // handler) waiting for ever: node would never exit. Refused
+        // handshakes close right after a poll, which makes the race likely.
+        const sockets = [];
+        t.after(() => closeAll(sockets));
+        const rounds = variant.name === 'v4 polling' ? 100 : 40;
+        const hung = [];
+        for (let i = 0; i < rounds; i++) {
+          const s = makeSocket(variant, { form: 'none' });
+          sockets.push(s);
+          const refused = variant.version === 4 ? once(s, 'connect_error') : once(s, 'error');
+          await refused;
+          s.close();
+          if (!(await settlePoll(s))) hung.push(`#${i}`);
+          sockets.pop();
+        }
+        for (let i = 0; i < 10; i++) {
+          const s = await connect(variant, a.token, { sockets });
+          s.close();
+          if (!(await settlePoll(s))) hung.push(`connected #${i}`);
+          sockets.pop();
+        }
+        assert.deepEqual(hung, [], 'long-poll GETs left unanswered (for 2s) after the client closed');
+      });
+    }
 
     test('message:send is acked and reaches the other member, not the sender', async (t) => {
       const sockets = [];
