@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,26 @@ func testConfig(t *testing.T, kind string) Config {
 type testServer struct {
 	URL  string
 	stop func()
+	// logs holds everything the server logged, at debug level.
+	logs *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startServer runs Parley with cfg until the test ends (or stop is called).
@@ -55,7 +76,11 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan string, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewMultiHandler(
+		slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
+		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
+	))
 	go func() { done <- run(ctx, cfg, log, started) }()
 	var addr string
 	select {
@@ -84,7 +109,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		}
 	}
 	t.Cleanup(stop)
-	return &testServer{URL: "http://" + addr, stop: stop}
+	return &testServer{URL: "http://" + addr, stop: stop, logs: logs}
 }
 
 // forEachStore runs fn once per store engine, each with its own server.
