@@ -175,11 +175,11 @@ func (s *Store) OpenFile(ctx context.Context, id string) (store.FileReader, erro
 	if err := findOne(ctx, s.filesColl, bson.D{{Key: "_id", Value: id}}, &d, "file", id); err != nil {
 		return nil, err
 	}
-	cs := int64(d.ChunkSize)
-	if cs <= 0 {
-		cs = chunkSize
+	r, err := store.NewChunkReader(&chunkSource{ctx: ctx, s: s, id: id}, d.Length, int64(d.ChunkSize))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: open file %q: %w", id, err)
 	}
-	return &fileReader{ctx: ctx, s: s, id: id, size: d.Length, chunkSize: cs, loaded: -1}, nil
+	return r, nil
 }
 
 func (s *Store) DeleteFile(ctx context.Context, id string) error {
@@ -231,23 +231,16 @@ func (s *Store) UnattachedBefore(ctx context.Context, t time.Time, limit int) ([
 	return out, nil
 }
 
-// fileReader is a seekable view of a GridFS file. Reading on walks one
-// cursor over the chunks in order, a small batch at a time (by the
-// (files_id, n) index GridFS keeps); a seek elsewhere opens a new cursor at
-// the chunk it lands in, so Range requests fetch only what they need.
-type fileReader struct {
-	ctx       context.Context
-	s         *Store
-	id        string
-	size      int64
-	chunkSize int64
-
-	pos    int64  // where the caller reads next
-	chunk  []byte // the bytes of chunk number loaded
-	loaded int64  // -1 before the first fetch
-	cur    *mdriver.Cursor
-	curN   int64 // the chunk number cur yields next
-	closed bool
+// chunkSource walks one cursor over a GridFS file's chunks in order, a
+// small batch at a time (by the (files_id, n) index GridFS keeps); a read
+// elsewhere opens a new cursor at the chunk it lands in, so Range requests
+// fetch only what they need.
+type chunkSource struct {
+	ctx  context.Context
+	s    *Store
+	id   string
+	cur  *mdriver.Cursor
+	curN int64 // the chunk number cur yields next
 }
 
 // chunkBatch bounds the chunks one cursor round trip brings: memory per
@@ -259,88 +252,41 @@ type chunkDoc struct {
 	Data []byte `bson:"data"`
 }
 
-func (r *fileReader) Read(p []byte) (int, error) {
-	if r.closed {
-		return 0, errors.New("mongo: read from closed file")
-	}
-	if r.pos >= r.size {
-		return 0, io.EOF
-	}
-	n := r.pos / r.chunkSize
-	if n != r.loaded {
-		if err := r.load(n); err != nil {
-			return 0, err
-		}
-	}
-	copied := copy(p, r.chunk[r.pos-n*r.chunkSize:])
-	r.pos += int64(copied)
-	return copied, nil
-}
-
-// load brings chunk n, from the open cursor when it is next in line.
-func (r *fileReader) load(n int64) error {
-	if r.cur == nil || r.curN != n {
-		r.closeCursor()
-		cur, err := r.s.chunksColl.Find(r.ctx,
-			bson.D{{Key: "files_id", Value: r.id}, {Key: "n", Value: bson.D{{Key: "$gte", Value: n}}}},
+func (c *chunkSource) Chunk(n, want int64) ([]byte, error) {
+	if c.cur == nil || c.curN != n {
+		_ = c.Close()
+		cur, err := c.s.chunksColl.Find(c.ctx,
+			bson.D{{Key: "files_id", Value: c.id}, {Key: "n", Value: bson.D{{Key: "$gte", Value: n}}}},
 			options.Find().SetSort(bson.D{{Key: "n", Value: 1}}).SetBatchSize(chunkBatch))
 		if err != nil {
-			return fmt.Errorf("mongo: read file %q: %w", r.id, err)
+			return nil, fmt.Errorf("mongo: read file %q: %w", c.id, err)
 		}
-		r.cur, r.curN = cur, n
+		c.cur, c.curN = cur, n
 	}
-	if !r.cur.Next(r.ctx) {
-		err := r.cur.Err()
-		r.closeCursor()
+	if !c.cur.Next(c.ctx) {
+		err := c.cur.Err()
+		_ = c.Close()
 		if err == nil {
-			err = io.ErrUnexpectedEOF
+			err = store.ErrNotFound // deleted while being read
 		}
-		return fmt.Errorf("mongo: read chunk %d of file %q: %w", n, r.id, err)
+		return nil, fmt.Errorf("mongo: read chunk %d of file %q: %w", n, c.id, err)
 	}
-	var c chunkDoc
-	if err := r.cur.Decode(&c); err != nil {
-		return fmt.Errorf("mongo: decode chunk %d of file %q: %w", n, r.id, err)
+	var d chunkDoc
+	if err := c.cur.Decode(&d); err != nil {
+		return nil, fmt.Errorf("mongo: decode chunk %d of file %q: %w", n, c.id, err)
 	}
-	want := min(r.chunkSize, r.size-n*r.chunkSize)
-	if c.N != n || int64(len(c.Data)) != want {
-		return fmt.Errorf("mongo: chunk %d of file %q is chunk %d of %d bytes, want %d", n, r.id, c.N, len(c.Data), want)
+	if d.N != n || int64(len(d.Data)) != want {
+		return nil, fmt.Errorf("mongo: chunk %d of file %q is chunk %d of %d bytes, want %d", n, c.id, d.N, len(d.Data), want)
 	}
-	r.chunk, r.loaded, r.curN = c.Data, n, n+1
-	return nil
+	c.curN = n + 1
+	return d.Data, nil
 }
 
-func (r *fileReader) closeCursor() {
-	if r.cur != nil {
-		_ = r.cur.Close(context.WithoutCancel(r.ctx))
-		r.cur = nil
+func (c *chunkSource) Close() error {
+	if c.cur == nil {
+		return nil
 	}
-}
-
-func (r *fileReader) Seek(offset int64, whence int) (int64, error) {
-	if r.closed {
-		return 0, errors.New("mongo: seek in closed file")
-	}
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = r.pos + offset
-	case io.SeekEnd:
-		abs = r.size + offset
-	default:
-		return 0, fmt.Errorf("mongo: seek: invalid whence %d", whence)
-	}
-	if abs < 0 {
-		return 0, fmt.Errorf("mongo: seek to negative offset %d", abs)
-	}
-	r.pos = abs
-	return abs, nil
-}
-
-func (r *fileReader) Close() error {
-	r.closed = true
-	r.chunk = nil
-	r.closeCursor()
-	return nil
+	err := c.cur.Close(context.WithoutCancel(c.ctx))
+	c.cur = nil
+	return err
 }

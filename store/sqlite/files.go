@@ -105,112 +105,57 @@ func (s *Store) FileByID(ctx context.Context, id string) (*store.File, error) {
 // those fetches: the reader lives as long as the request streaming it.
 func (s *Store) OpenFile(ctx context.Context, id string) (store.FileReader, error) {
 	const op = "open file"
-	fr := &fileReader{ctx: ctx, db: s.r, id: id, cur: -1}
+	var size, stored int64 // stored: the chunk size the file was written with
 	err := s.r.QueryRowContext(ctx,
-		`SELECT size, chunk_size FROM files WHERE id = ? AND complete = 1`, id).Scan(&fr.size, &fr.chunkSize)
+		`SELECT size, chunk_size FROM files WHERE id = ? AND complete = 1`, id).Scan(&size, &stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(op)
 	}
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	if fr.chunkSize <= 0 {
-		return nil, fmt.Errorf("sqlite: %s %s: bad chunk size %d", op, id, fr.chunkSize)
-	}
-	return fr, nil
-}
-
-type fileReader struct {
-	ctx       context.Context
-	db        *sql.DB
-	id        string
-	size      int64
-	chunkSize int64
-	pos       int64
-	cur       int64  // index of the chunk in buf, -1 for none
-	buf       []byte // reused for every chunk
-	closed    bool
-}
-
-var errClosed = errors.New("sqlite: file reader is closed")
-
-func (r *fileReader) Read(p []byte) (int, error) {
-	if r.closed {
-		return 0, errClosed
-	}
-	if r.pos >= r.size {
-		return 0, io.EOF
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n := r.pos / r.chunkSize
-	if n != r.cur {
-		if err := r.load(n); err != nil {
-			return 0, err
-		}
-	}
-	k := copy(p, r.buf[r.pos-n*r.chunkSize:])
-	r.pos += int64(k)
-	return k, nil
-}
-
-// load reads chunk n into buf through sql.RawBytes, so the driver's copy is
-// the only one and buf is reused rather than reallocated per chunk.
-func (r *fileReader) load(n int64) error {
-	rows, err := r.db.QueryContext(r.ctx, `SELECT data FROM file_chunks WHERE file_id = ? AND n = ?`, r.id, n)
+	r, err := store.NewChunkReader(&chunkSource{ctx: ctx, db: s.r, id: id}, size, stored)
 	if err != nil {
-		return fmt.Errorf("sqlite: read file %s chunk %d: %w", r.id, n, err)
+		return nil, fmt.Errorf("sqlite: %s %s: %w", op, id, err)
+	}
+	return r, nil
+}
+
+// chunkSource reads file_chunks rows into one reused buffer.
+type chunkSource struct {
+	ctx context.Context
+	db  *sql.DB
+	id  string
+	buf []byte
+}
+
+// Chunk reads chunk n through sql.RawBytes, so the driver's copy is the only
+// one and buf is reused rather than reallocated per chunk.
+func (c *chunkSource) Chunk(n, want int64) ([]byte, error) {
+	rows, err := c.db.QueryContext(c.ctx, `SELECT data FROM file_chunks WHERE file_id = ? AND n = ?`, c.id, n)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read file %s chunk %d: %w", c.id, n, err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("sqlite: read file %s chunk %d: %w", r.id, n, err)
+			return nil, fmt.Errorf("sqlite: read file %s chunk %d: %w", c.id, n, err)
 		}
 		// The file was deleted while being read.
-		return fmt.Errorf("sqlite: read file %s chunk %d: %w", r.id, n, store.ErrNotFound)
+		return nil, fmt.Errorf("sqlite: read file %s chunk %d: %w", c.id, n, store.ErrNotFound)
 	}
 	var raw sql.RawBytes
 	if err := rows.Scan(&raw); err != nil {
-		return fmt.Errorf("sqlite: read file %s chunk %d: %w", r.id, n, err)
+		return nil, fmt.Errorf("sqlite: read file %s chunk %d: %w", c.id, n, err)
 	}
-	want := min(r.chunkSize, r.size-n*r.chunkSize)
 	if int64(len(raw)) != want {
-		return fmt.Errorf("sqlite: read file %s chunk %d: %d bytes, want %d", r.id, n, len(raw), want)
+		return nil, fmt.Errorf("sqlite: read file %s chunk %d: %d bytes, want %d", c.id, n, len(raw), want)
 	}
-	r.buf = append(r.buf[:0], raw...)
-	r.cur = n
-	return rows.Close()
+	c.buf = append(c.buf[:0], raw...)
+	return c.buf, rows.Close()
 }
 
-// Seek only moves the position; the chunk is fetched by the next Read.
-func (r *fileReader) Seek(offset int64, whence int) (int64, error) {
-	if r.closed {
-		return 0, errClosed
-	}
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = r.pos + offset
-	case io.SeekEnd:
-		abs = r.size + offset
-	default:
-		return 0, fmt.Errorf("sqlite: seek file %s: bad whence %d", r.id, whence)
-	}
-	if abs < 0 {
-		return 0, fmt.Errorf("sqlite: seek file %s: negative position %d", r.id, abs)
-	}
-	r.pos = abs
-	return abs, nil
-}
-
-func (r *fileReader) Close() error {
-	r.closed = true
-	r.buf = nil
-	return nil
-}
+func (c *chunkSource) Close() error { return nil }
 
 func (s *Store) DeleteFile(ctx context.Context, id string) error {
 	// Chunks go with the row (ON DELETE CASCADE), in the same transaction.
