@@ -16,8 +16,8 @@ if (!rawURL) {
 }
 export const BASE = rawURL.replace(/\/+$/, '');
 
-/** Default wait for any one event or ack. */
-export const TIMEOUT = 5000;
+/** Default wait for any one event or ack (PARLEY_WAIT_MS overrides it). */
+export const TIMEOUT = Number(process.env.PARLEY_WAIT_MS) || 5000;
 
 // ---------------------------------------------------------------- REST
 
@@ -141,6 +141,10 @@ export function credentialOptions(form, token) {
 export function makeSocket(variant = V4_WS, { token, form, extra = {} } = {}) {
   const cred = credentialOptions(form ?? (token ? (variant.version === 2 ? 'query' : 'auth') : 'none'), token);
   const opts = { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 500, ...variant.opts, ...cred, ...extra };
+  // 4.x: a request the server never answers must not keep node alive (its
+  // XMLHttpRequest cannot be aborted safely; see settlePoll). 2.x has no
+  // such option, and its requests abort cleanly.
+  if (variant.version === 4) opts.autoUnref = true;
   const socket = variant.version === 2 ? ioV2(BASE, opts) : ioV4(BASE, opts);
   socket.variant = variant;
   // The engine exists as soon as io() returns (autoConnect); listen before
@@ -277,11 +281,17 @@ export function settlePoll(socket, ms = 2000) {
     };
     const onAnswer = () => done(true);
     const timer = setTimeout(() => {
-      const xhr = req._xhr ?? req.xhr;
-      try {
-        xhr?.abort();
-      } catch {
-        // already gone
+      // 2.x (xmlhttprequest-ssl 1.6): abort the request. 4.x: its
+      // xmlhttprequest-ssl 2.1.2 throws from an async error handler after
+      // abort() (it reads request.reusedSocket after nulling request), so
+      // only detach it; the socket was made with autoUnref, so the
+      // dangling request does not keep node alive.
+      if (req.xhr) {
+        try {
+          req.xhr.abort();
+        } catch {
+          // already gone
+        }
       }
       req.abort();
       done(false);
