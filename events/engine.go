@@ -6,8 +6,11 @@ package events
 
 import (
 	"bufio"
+	"context"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -136,7 +139,118 @@ func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if r.Method == http.MethodGet {
+		if q := r.URL.Query(); q.Get("transport") == "polling" && q.Get("sid") != "" {
+			e.servePoll(w, r, q.Get("sid"), q.Get("EIO") == "3")
+			return
+		}
+	}
 	e.http.ServeHTTP(w, r)
+}
+
+// pollCloseGrace is how long a long-poll may stay unanswered after its
+// session closed before servePoll answers it itself.
+const pollCloseGrace = time.Second
+
+// servePoll serves a long-poll GET, and answers it with a noop if the
+// library leaves it hanging. The library (engine v3.0.6) can register a
+// poll that crosses the client's close after the transport has shut its
+// write queue; nothing ever answers that request, so the client's process
+// and this handler would wait until the connection dies.
+func (e *engine) servePoll(w http.ResponseWriter, r *http.Request, sid string, eio3 bool) {
+	sock, ok := e.io.Engine().Clients().Load(sid)
+	if !ok {
+		e.http.ServeHTTP(w, r) // the library answers "Session ID unknown"
+		return
+	}
+	closed := make(chan struct{})
+	var once sync.Once
+	onClose := types.EventListener(func(...any) { once.Do(func() { close(closed) }) })
+	_ = sock.Once("close", onClose)
+	defer sock.RemoveListener("close", onClose)
+	if sock.ReadyState() == "closed" {
+		once.Do(func() { close(closed) })
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	gw := &guardedWriter{ResponseWriter: w}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		e.http.ServeHTTP(gw, r.WithContext(ctx))
+	}()
+	select {
+	case <-served:
+		return
+	case <-closed:
+	}
+	select {
+	case <-served:
+	case <-time.After(pollCloseGrace):
+		noop := "6"
+		if eio3 {
+			noop = "1:6"
+		}
+		gw.answer(noop)
+		cancel() // the library's handler returns once its request is cancelled
+		<-served
+	}
+}
+
+// guardedWriter lets exactly one party answer a request: the library, or
+// servePoll when the library left it hanging.
+type guardedWriter struct {
+	http.ResponseWriter
+	mu       sync.Mutex
+	wrote    bool // the library has begun its answer
+	answered bool // servePoll answered; the library's writes are dropped
+}
+
+func (g *guardedWriter) WriteHeader(code int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.answered {
+		return
+	}
+	g.wrote = true
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *guardedWriter) Write(b []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.answered {
+		return len(b), nil
+	}
+	g.wrote = true
+	return g.ResponseWriter.Write(b)
+}
+
+func (g *guardedWriter) Flush() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.answered {
+		_ = http.NewResponseController(g.ResponseWriter).Flush()
+	}
+}
+
+func (g *guardedWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+// answer writes body as the response unless the library began one.
+func (g *guardedWriter) answer(body string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.wrote || g.answered {
+		return
+	}
+	g.answered = true
+	h := g.ResponseWriter.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	g.ResponseWriter.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(g.ResponseWriter, body)
+	_ = http.NewResponseController(g.ResponseWriter).Flush()
 }
 
 type hijackable struct{ http.ResponseWriter }
