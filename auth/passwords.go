@@ -38,9 +38,11 @@ func (p *Passwords) Hash(password string) (string, error) {
 }
 
 // Check reports whether password matches hash. An empty hash (unknown user)
-// still costs one bcrypt comparison so both failures take about as long.
+// still costs one bcrypt comparison so both failures take about as long. A
+// password over MaxPasswordBytes never matches: bcrypt would compare only its
+// first 72 bytes.
 func (p *Passwords) Check(hash, password string) bool {
-	if hash == "" {
+	if hash == "" || len(password) > MaxPasswordBytes {
 		_ = bcrypt.CompareHashAndPassword(p.dummy, []byte(password))
 		return false
 	}

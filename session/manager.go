@@ -78,6 +78,7 @@ func (m *Manager) Create(ctx context.Context, userID, userAgent string) (*store.
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
+	// An EndAll that raced this Create leaves s ended: its token is refused.
 	m.fill(ctx, Entry{SessionID: s.ID, UserID: userID, ExpiresAt: s.ExpiresAt})
 	return s, nil
 }
@@ -113,7 +114,9 @@ func (m *Manager) Check(ctx context.Context, userID, sid string) error {
 	if s.UserID != userID || !m.now().Before(s.ExpiresAt) {
 		return ErrEnded
 	}
-	m.fill(ctx, Entry{SessionID: s.ID, UserID: s.UserID, ExpiresAt: s.ExpiresAt})
+	if !m.fill(ctx, Entry{SessionID: s.ID, UserID: s.UserID, ExpiresAt: s.ExpiresAt}) {
+		return ErrEnded
+	}
 	m.touch(ctx, sid)
 	return nil
 }
@@ -157,15 +160,7 @@ func (m *Manager) ended1(ctx context.Context, userID string, sids []string) {
 	if len(sids) == 0 {
 		return
 	}
-	if err := m.cache.Delete(ctx, userID, sids...); err != nil {
-		m.log.Warn("session cache unreachable, will retry the delete", "err", err)
-		m.mu.Lock()
-		for _, sid := range sids {
-			m.ended[sid] = struct{}{}
-		}
-		m.mu.Unlock()
-		go m.retryDelete(userID, sids)
-	}
+	m.uncache(ctx, userID, sids)
 	m.touchMu.Lock()
 	for _, sid := range sids {
 		delete(m.touched, sid)
@@ -176,6 +171,20 @@ func (m *Manager) ended1(ctx context.Context, userID string, sids []string) {
 	m.mu.RUnlock()
 	for _, fn := range listeners {
 		fn(userID, sids)
+	}
+}
+
+// uncache drops sids from the cache. When the cache is unreachable this node
+// refuses them until a retried delete lands.
+func (m *Manager) uncache(ctx context.Context, userID string, sids []string) {
+	if err := m.cache.Delete(ctx, userID, sids...); err != nil {
+		m.log.Warn("session cache unreachable, will retry the delete", "err", err)
+		m.mu.Lock()
+		for _, sid := range sids {
+			m.ended[sid] = struct{}{}
+		}
+		m.mu.Unlock()
+		go m.retryDelete(userID, sids)
 	}
 }
 
@@ -203,10 +212,21 @@ func (m *Manager) retryDelete(userID string, sids []string) {
 	}
 }
 
-func (m *Manager) fill(ctx context.Context, e Entry) {
+// fill caches a session just read from or written to the store and reports
+// whether it still exists. An End that ran between that store access and
+// the Put has already cleared the cache, so the Put would bring the ended
+// session back until it expires: the store is asked again after the Put, and
+// a session gone by then is dropped from the cache.
+func (m *Manager) fill(ctx context.Context, e Entry) bool {
 	if err := m.cache.Put(ctx, e); err != nil {
 		m.log.Warn("session cache unreachable, serving from the database", "err", err)
+		return true
 	}
+	if _, err := m.store.SessionByID(ctx, e.SessionID); !errors.Is(err, store.ErrNotFound) {
+		return true // still there, or the store cannot tell: keep the entry
+	}
+	m.uncache(ctx, e.UserID, []string{e.SessionID})
+	return false
 }
 
 // touch records lastSeenAt at most once a minute per session.
