@@ -23,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	mongostore "github.com/parley-chat/parley/store/mongo"
@@ -73,18 +74,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		rdb     *redis.Client
 	)
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		rdb, err = redisconn.Open(cfg.RedisURL)
 		if err != nil {
 			return &ConfigError{Var: "REDIS_URL", Reason: "invalid value: " + err.Error()}
 		}
-		// Short timeouts: when Redis is down, requests fall back to the
-		// database instead of hanging on the cache.
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
-		opts.MaxRetries = 1
-		opts.DialerRetries = 1
-		opts.DialerRetryTimeout = 50 * time.Millisecond
 		redis.SetLogger(redisLogger{log})
-		rdb = redis.NewClient(opts)
 		defer rdb.Close()
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			log.Warn("redis unreachable at start-up; sessions are checked against the database until it is back", "err", err)

@@ -10,36 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/parley-chat/parley/internal/testenv"
 )
-
-// newRedis returns a client on url with the server's short timeouts, so a
-// stopped Redis fails fast as it does in production.
-func newRedis(t *testing.T, url string) *redis.Client {
-	t.Helper()
-	quietRedis.Do(func() { redis.SetLogger(discardRedisLog{}) })
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
-	opts.MaxRetries = 1
-	opts.DialerRetries = 1
-	opts.DialerRetryTimeout = 50 * time.Millisecond
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
-
-var quietRedis sync.Once
-
-// discardRedisLog silences go-redis's own log (a dial refused for each
-// command while Redis is down, as tests arrange on purpose).
-type discardRedisLog struct{}
-
-func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // uniq returns a prefix no other test (or earlier run on a shared REDIS_URL)
 // uses.
@@ -84,7 +56,7 @@ func memoryCounterEnv() counterEnv {
 }
 
 func redisCounterEnv(t *testing.T) counterEnv {
-	return counterEnv{counter: NewRedisCounter(newRedis(t, testenv.RedisURL(t))), pass: func(time.Duration) {}}
+	return counterEnv{counter: NewRedisCounter(testenv.RedisClient(t, testenv.RedisURL(t))), pass: func(time.Duration) {}}
 }
 
 func TestMemoryCounter(t *testing.T) { testCounter(t, memoryCounterEnv) }
@@ -344,7 +316,7 @@ func testThrottle(t *testing.T, newEnv func(t *testing.T) counterEnv) {
 func TestFallbackCounterRedisDown(t *testing.T) {
 	ctx := context.Background()
 	rds := testenv.StartRedis(t)
-	rdb := newRedis(t, rds.URL)
+	rdb := testenv.RedisClient(t, rds.URL)
 	fc := NewFallbackCounter(NewRedisCounter(rdb), slog.New(slog.DiscardHandler))
 
 	// While Redis is up the count is shared: it lands in Redis.
@@ -401,7 +373,7 @@ func TestFallbackCounterPrefersTheHigherCount(t *testing.T) {
 	// count, so failures counted locally during an outage still count.
 	ctx := context.Background()
 	key := uniq(t)
-	rc := NewRedisCounter(newRedis(t, testenv.RedisURL(t)))
+	rc := NewRedisCounter(testenv.RedisClient(t, testenv.RedisURL(t)))
 	fc := NewFallbackCounter(rc, slog.New(slog.DiscardHandler))
 	for range 3 {
 		if _, err := fc.local.Incr(ctx, key, time.Minute); err != nil {

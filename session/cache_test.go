@@ -8,37 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/store"
 )
-
-// newRedis returns a client on url with the server's short timeouts, so a
-// stopped Redis fails fast as it does in production.
-func newRedis(t *testing.T, url string) *redis.Client {
-	t.Helper()
-	quietRedis.Do(func() { redis.SetLogger(discardRedisLog{}) })
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
-	opts.MaxRetries = 1
-	opts.DialerRetries = 1
-	opts.DialerRetryTimeout = 50 * time.Millisecond
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
-
-var quietRedis sync.Once
-
-// discardRedisLog silences go-redis's own log (a dial refused for each
-// command while Redis is down, as tests arrange on purpose).
-type discardRedisLog struct{}
-
-func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // fakeClock is an injectable now.
 type fakeClock struct {
@@ -75,7 +47,7 @@ func memoryCacheEnv() cacheEnv {
 }
 
 func redisCacheEnv(t *testing.T) cacheEnv {
-	return cacheEnv{cache: NewRedisCache(newRedis(t, testenv.RedisURL(t))), now: time.Now, pass: func(time.Duration) {}}
+	return cacheEnv{cache: NewRedisCache(testenv.RedisClient(t, testenv.RedisURL(t))), now: time.Now, pass: func(time.Duration) {}}
 }
 
 func TestMemoryCache(t *testing.T) { testCache(t, memoryCacheEnv) }
@@ -206,7 +178,7 @@ func testCache(t *testing.T, newEnv func() cacheEnv) {
 
 func TestRedisCacheKeys(t *testing.T) {
 	ctx := context.Background()
-	rdb := newRedis(t, testenv.RedisURL(t))
+	rdb := testenv.RedisClient(t, testenv.RedisURL(t))
 	c := NewRedisCache(rdb)
 	// within reports whether got is want give or take slack.
 	within := func(got, want, slack time.Duration) bool { return got <= want && got > want-slack }
@@ -300,7 +272,7 @@ func TestRedisCacheKeys(t *testing.T) {
 func TestRedisCacheDown(t *testing.T) {
 	ctx := context.Background()
 	rds := testenv.StartRedis(t)
-	c := NewRedisCache(newRedis(t, rds.URL))
+	c := NewRedisCache(testenv.RedisClient(t, rds.URL))
 	rds.Stop()
 	e := Entry{SessionID: store.NewID(), UserID: store.NewID(), ExpiresAt: time.Now().Add(time.Hour)}
 	// Every operation reports the outage; none passes it off as a miss.

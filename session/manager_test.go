@@ -42,7 +42,7 @@ type managerCache struct {
 var managerCaches = []managerCache{
 	{"memory", func(*testing.T) (Cache, *redis.Client) { return NewMemoryCache(), nil }},
 	{"redis", func(t *testing.T) (Cache, *redis.Client) {
-		rdb := newRedis(t, testenv.RedisURL(t))
+		rdb := testenv.RedisClient(t, testenv.RedisURL(t))
 		return NewRedisCache(rdb), rdb
 	}},
 }
@@ -487,7 +487,7 @@ func TestManagerRedisDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rds := testenv.StartRedis(t)
-	cache := NewRedisCache(newRedis(t, rds.URL))
+	cache := NewRedisCache(testenv.RedisClient(t, rds.URL))
 	x := &mtest{t: t, ctx: ctx, st: newStore(t), cache: cache}
 	x.m = NewManager(x.st, cache, time.Hour, discardLog)
 	var ends endLog
@@ -636,14 +636,14 @@ func TestManagerRedisComesBack(t *testing.T) {
 	}{
 		{"same Redis, stale key still there", func(t *testing.T, px *linkProxy, old *testenv.Redis) *redis.Client {
 			px.up()
-			return newRedis(t, old.URL)
+			return testenv.RedisClient(t, old.URL)
 		}},
 		{"new Redis at the same address", func(t *testing.T, px *linkProxy, old *testenv.Redis) *redis.Client {
 			old.Stop()
 			fresh := testenv.StartRedis(t)
 			px.retarget(fresh.Addr)
 			px.up()
-			return newRedis(t, fresh.URL)
+			return testenv.RedisClient(t, fresh.URL)
 		}},
 	}
 	for _, c := range cases {
@@ -651,7 +651,7 @@ func TestManagerRedisComesBack(t *testing.T) {
 			ctx := context.Background()
 			rds := testenv.StartRedis(t)
 			px := newLinkProxy(t, rds.Addr)
-			cache := NewRedisCache(newRedis(t, "redis://"+px.addr+"/0"))
+			cache := NewRedisCache(testenv.RedisClient(t, "redis://"+px.addr+"/0"))
 			x := &mtest{t: t, ctx: ctx, st: newStore(t), cache: cache}
 			x.m = NewManager(x.st, cache, time.Hour, discardLog)
 			uid := store.NewID()

@@ -15,6 +15,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/redisconn"
 )
 
 var (
@@ -135,4 +139,25 @@ func waitTCP(addr string, limit time.Duration) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+var quietRedis sync.Once
+
+// discardRedisLog silences go-redis's own log: tests stop Redis on purpose,
+// and every refused dial would be printed.
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}
+
+// RedisClient opens a client on url with the server's own settings (fast
+// failure when Redis is down), closed when t ends.
+func RedisClient(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	quietRedis.Do(func() { redis.SetLogger(discardRedisLog{}) })
+	rdb, err := redisconn.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }
