@@ -174,7 +174,7 @@ func (e *engine) servePoll(w http.ResponseWriter, r *http.Request, sid string, e
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	gw := &guardedWriter{ResponseWriter: w}
+	gw := newGuardedWriter(w)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -199,12 +199,33 @@ func (e *engine) servePoll(w http.ResponseWriter, r *http.Request, sid string, e
 }
 
 // guardedWriter lets exactly one party answer a request: the library, or
-// servePoll when the library left it hanging.
+// servePoll when the library left it hanging. The library gets a header map
+// of its own, copied out when it answers, so servePoll's answer never
+// touches a map the library's goroutine may be writing.
 type guardedWriter struct {
-	http.ResponseWriter
+	w        http.ResponseWriter
+	header   http.Header // the library's; read only under mu when it answers
 	mu       sync.Mutex
 	wrote    bool // the library has begun its answer
 	answered bool // servePoll answered; the library's writes are dropped
+}
+
+func newGuardedWriter(w http.ResponseWriter) *guardedWriter {
+	return &guardedWriter{w: w, header: http.Header{}}
+}
+
+func (g *guardedWriter) Header() http.Header { return g.header }
+
+// beginLocked forwards the library's headers on its first write.
+func (g *guardedWriter) beginLocked() {
+	if g.wrote {
+		return
+	}
+	g.wrote = true
+	dst := g.w.Header()
+	for k, v := range g.header {
+		dst[k] = v
+	}
 }
 
 func (g *guardedWriter) WriteHeader(code int) {
@@ -213,8 +234,8 @@ func (g *guardedWriter) WriteHeader(code int) {
 	if g.answered {
 		return
 	}
-	g.wrote = true
-	g.ResponseWriter.WriteHeader(code)
+	g.beginLocked()
+	g.w.WriteHeader(code)
 }
 
 func (g *guardedWriter) Write(b []byte) (int, error) {
@@ -223,19 +244,18 @@ func (g *guardedWriter) Write(b []byte) (int, error) {
 	if g.answered {
 		return len(b), nil
 	}
-	g.wrote = true
-	return g.ResponseWriter.Write(b)
+	g.beginLocked()
+	return g.w.Write(b)
 }
 
 func (g *guardedWriter) Flush() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.answered {
-		_ = http.NewResponseController(g.ResponseWriter).Flush()
+		g.beginLocked()
+		_ = http.NewResponseController(g.w).Flush()
 	}
 }
-
-func (g *guardedWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // answer writes body as the response unless the library began one.
 func (g *guardedWriter) answer(body string) {
@@ -245,12 +265,12 @@ func (g *guardedWriter) answer(body string) {
 		return
 	}
 	g.answered = true
-	h := g.ResponseWriter.Header()
+	h := g.w.Header()
 	h.Set("Content-Type", "text/plain; charset=UTF-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	g.ResponseWriter.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(g.ResponseWriter, body)
-	_ = http.NewResponseController(g.ResponseWriter).Flush()
+	g.w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(g.w, body)
+	_ = http.NewResponseController(g.w).Flush()
 }
 
 type hijackable struct{ http.ResponseWriter }
