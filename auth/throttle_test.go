@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +20,6 @@ func uniq(t *testing.T) string {
 	return "authtest:" + t.Name() + ":" + hex.EncodeToString(b) + ":"
 }
 
-// fakeClock is an injectable now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // counterEnv is one Counter implementation under test.
 type counterEnv struct {
 	counter Counter
@@ -49,7 +30,7 @@ type counterEnv struct {
 }
 
 func memoryCounterEnv() counterEnv {
-	clock := &fakeClock{t: time.Now()}
+	clock := testenv.NewClock(time.Now())
 	m := NewMemoryCounter()
 	m.now = clock.Now
 	return counterEnv{counter: m, pass: clock.Advance}

@@ -4,31 +4,12 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/store"
 )
-
-// fakeClock is an injectable now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // cacheEnv is one Cache implementation under test.
 type cacheEnv struct {
@@ -40,7 +21,7 @@ type cacheEnv struct {
 }
 
 func memoryCacheEnv() cacheEnv {
-	clock := &fakeClock{t: time.Now()}
+	clock := testenv.NewClock(time.Now())
 	m := NewMemoryCache()
 	m.now = clock.Now
 	return cacheEnv{cache: m, now: clock.Now, pass: clock.Advance}

@@ -324,7 +324,7 @@ func TestManager(t *testing.T) {
 			}
 		}},
 		{"a cached session is refused once the manager's clock passes its expiry", func(x *mtest) {
-			clock := &fakeClock{t: time.Now()}
+			clock := testenv.NewClock(time.Now())
 			x.m.now = clock.Now
 			uid := store.NewID()
 			s := x.create(uid)
@@ -336,7 +336,7 @@ func TestManager(t *testing.T) {
 			x.checkEnded(uid, s.ID)
 		}},
 		{"Check records lastSeenAt at most once a minute", func(x *mtest) {
-			clock := &fakeClock{t: time.Now()}
+			clock := testenv.NewClock(time.Now())
 			x.m.now = clock.Now
 			uid := store.NewID()
 			s := x.create(uid)
