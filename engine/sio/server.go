@@ -187,7 +187,9 @@ func (s *Server) accept(conn engineConn, hs *Handshake) *client {
 	}
 	s.clients[c] = struct{}{}
 	s.mu.Unlock()
+	c.mu.Lock()
 	c.timer = time.AfterFunc(s.opts.ConnectTimeout, c.connectTimeout)
+	c.mu.Unlock()
 	if conn.Protocol() == 3 {
 		c.connect("/", queryAuth(hs.Query))
 	}
