@@ -68,9 +68,9 @@ func TestDecodeFields(t *testing.T) {
 func TestDecodeMalformed(t *testing.T) {
 	for _, text := range []string{
 		``, `7`, `9["x"]`, `a`, `4abc`, // unknown type; CONNECT_ERROR with a non-JSON payload
-		`42{}`[1:],                  // an event that is not an array
+		`42{}`[1:],                       // an event that is not an array
 		`2{}`, `2[]`, `2[{}]`, `2[null]`, // no event name
-		`2abc["message",1]`,              // an ack id that is not one
+		`2abc["message",1]`,                                     // an ack id that is not one
 		`2["connect"]`, `2["disconnect",1]`, `2["newListener"]`, // reserved names
 		`2["x"`, `2["x"]]`, `2["x"] x`, // broken JSON
 		`3{}`, `3"x"`, // an ack that is not an array
@@ -78,7 +78,7 @@ func TestDecodeMalformed(t *testing.T) {
 		`1{}`, `1"x"`, // DISCONNECT carries nothing
 		`4[]`, `4 1`, // CONNECT_ERROR: a string or an object
 		`5["x"]`, `5-["x"]`, `5x-["x"]`, `51`, `5999999999-["x"]`, // attachments missing or illegal
-		`299999999999999999999["x"]`, // an ack id past 2^53
+		`299999999999999999999["x"]`,                  // an ack id past 2^53
 		`51-["x",{"_placeholder":true,"num":0}]`[0:2], // a count without its dash
 	} {
 		if p, err := Decode([]byte(text)); err == nil {
