@@ -36,3 +36,25 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.SocketsOpen, m.Handshakes, m.BytesIn, m.BytesOut, m.QueueOverflows}
 }
+
+// engineMetrics holds the resolved collectors the hot paths touch (no label lookups there).
+type engineMetrics struct {
+	socketsOpen                     prometheus.Gauge
+	handshakesOK, handshakesRefused prometheus.Counter
+	queueOverflows                  prometheus.Counter
+	bytesIn, bytesOut               [2]prometheus.Counter // by transportKind
+}
+
+func newEngineMetrics(m *Metrics) engineMetrics {
+	if m == nil {
+		m = NewMetrics() // unregistered: counted, never exported
+	}
+	return engineMetrics{
+		socketsOpen:       m.SocketsOpen,
+		handshakesOK:      m.Handshakes.WithLabelValues("ok"),
+		handshakesRefused: m.Handshakes.WithLabelValues("refused"),
+		queueOverflows:    m.QueueOverflows,
+		bytesIn:           [2]prometheus.Counter{m.BytesIn.WithLabelValues("polling"), m.BytesIn.WithLabelValues("websocket")},
+		bytesOut:          [2]prometheus.Counter{m.BytesOut.WithLabelValues("polling"), m.BytesOut.WithLabelValues("websocket")},
+	}
+}

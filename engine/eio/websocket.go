@@ -1,0 +1,433 @@
+package eio
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// wsConn is one hijacked websocket connection. It keeps no bufio reader or writer: frames are
+// read straight from the connection into pooled buffers, and written from pooled buffers.
+type wsConn struct {
+	conn net.Conn
+	pre  []byte // bytes the HTTP server had buffered past the upgrade request
+	hdr  [14]byte
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil
+		}
+		return n, nil
+	}
+	return c.conn.Read(p)
+}
+
+// wsCloseGrace bounds the closing handshake: after it the connection is cut.
+const wsCloseGrace = 2 * time.Second
+
+// accept completes the websocket handshake and drops the HTTP server's buffers.
+func (srv *Server) accept(w http.ResponseWriter, r *http.Request, sid string) (*wsConn, bool) {
+	var u ws.HTTPUpgrader
+	if srv.opts.CookieName != "" && sid != "" {
+		u.Header = http.Header{"Set-Cookie": {srv.cookie(sid)}}
+	}
+	conn, rw, _, err := u.Upgrade(r, w)
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, false
+	}
+	c := &wsConn{conn: conn}
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		c.pre = append([]byte(nil), b...)
+	}
+	return c, true
+}
+
+// serveUpgrade takes a websocket that wants to take over polling session s.
+func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket) {
+	c, ok := srv.accept(w, r, "")
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	if s.state != stOpen || s.transport != tpPolling || s.upg != nil || srv.opts.DisableUpgrades {
+		// The reference accepts the websocket and closes it at once.
+		s.mu.Unlock()
+		_, _ = c.conn.Write(ws.CompiledCloseNormalClosure)
+		c.conn.Close()
+		return
+	}
+	u := &upgrade{conn: c}
+	u.check = timer{index: -1, s: s}
+	u.timeout = timer{index: -1, s: s}
+	s.upg = u
+	srv.sched.arm(&u.timeout, tUpgradeTimeout, srv.opts.UpgradeTimeout)
+	s.mu.Unlock()
+	go s.readLoop(c)
+}
+
+// readLoop reads frames until the connection ends. While idle it holds only the 14-byte
+// header array; a frame's payload goes to a pooled buffer that is returned once handled.
+func (s *Socket) readLoop(c *wsConn) {
+	reason := ReasonTransportClose
+	defer func() {
+		c.conn.Close()
+		s.wsGone(c, reason)
+	}()
+	max := s.srv.opts.MaxHTTPBufferSize
+	var msg *[]byte // the message being assembled from fragments
+	var msgBinary bool
+	defer func() {
+		if msg != nil {
+			putBuf(msg)
+		}
+	}()
+	for {
+		op, fin, length, mask, err := readHeader(c)
+		if err != nil {
+			if err != io.EOF && !isClosedOrTimeout(err) {
+				reason = ReasonTransportError
+			}
+			return
+		}
+		if op.IsControl() {
+			if !fin || length > 125 {
+				s.protocolError(c, ws.StatusProtocolError)
+				reason = ReasonTransportError
+				return
+			}
+			bp := getBuf()
+			p := (*bp)[:length]
+			if _, err := io.ReadFull(c, p); err != nil {
+				putBuf(bp)
+				return
+			}
+			ws.Cipher(p, mask, 0)
+			switch op {
+			case ws.OpClose:
+				putBuf(bp)
+				s.answerClose(c)
+				return
+			case ws.OpPing:
+				s.mu.Lock()
+				if s.ws == c && s.state == stOpen {
+					s.sendControlLocked(wsPongFrame, string(p))
+				}
+				s.mu.Unlock()
+			}
+			putBuf(bp)
+			continue
+		}
+		switch {
+		case op == ws.OpContinuation && msg == nil, op != ws.OpContinuation && msg != nil, op != ws.OpContinuation && op != ws.OpText && op != ws.OpBinary:
+			s.protocolError(c, ws.StatusProtocolError)
+			reason = ReasonTransportError
+			return
+		}
+		if msg == nil {
+			msg = getBuf()
+			msgBinary = op == ws.OpBinary
+		}
+		have := int64(len(*msg))
+		if have+length > max {
+			s.protocolError(c, ws.StatusMessageTooBig) // the reference: "Max payload size exceeded"
+			reason = ReasonTransportError
+			return
+		}
+		*msg = growTo(*msg, int(have+length))
+		p := (*msg)[have:]
+		if _, err := io.ReadFull(c, p); err != nil {
+			reason = ReasonTransportError
+			return
+		}
+		ws.Cipher(p, mask, 0)
+		if !fin {
+			continue
+		}
+		data := *msg
+		s.srv.metrics.bytesIn[tpWebSocket].Add(float64(len(data)))
+		if !msgBinary && !utf8.Valid(data) {
+			s.protocolError(c, ws.StatusInvalidFramePayloadData)
+			reason = ReasonTransportError
+			return
+		}
+		s.onWSMessage(c, data, msgBinary)
+		putBuf(msg)
+		msg = nil
+	}
+}
+
+// readHeader reads a client frame header: the two fixed bytes (the only read an idle
+// connection waits in), then the extended length and the mask.
+func readHeader(c *wsConn) (op ws.OpCode, fin bool, length int64, mask [4]byte, err error) {
+	h := c.hdr[:2]
+	if _, err = io.ReadFull(c, h); err != nil {
+		return
+	}
+	if h[0]&0x70 != 0 || h[1]&0x80 == 0 {
+		// no extension is negotiated (rsv bits), and every client frame is masked
+		return 0, false, 0, mask, errProtocol
+	}
+	fin = h[0]&0x80 != 0
+	op = ws.OpCode(h[0] & 0x0f)
+	length = int64(h[1] & 0x7f)
+	ext := 0
+	switch length {
+	case 126:
+		ext = 2
+	case 127:
+		ext = 8
+	}
+	rest := c.hdr[2 : 2+ext+4]
+	if _, err = io.ReadFull(c, rest); err != nil {
+		return
+	}
+	switch ext {
+	case 2:
+		length = int64(binary.BigEndian.Uint16(rest))
+	case 8:
+		length = int64(binary.BigEndian.Uint64(rest))
+		if length < 0 {
+			return 0, false, 0, mask, errProtocol
+		}
+	}
+	copy(mask[:], rest[ext:])
+	return
+}
+
+type protocolErr struct{}
+
+func (protocolErr) Error() string { return "eio: websocket protocol error" }
+
+var errProtocol error = protocolErr{}
+
+func growTo(b []byte, n int) []byte {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	nb := make([]byte, n, max(n, 2*cap(b)))
+	copy(nb, b)
+	return nb
+}
+
+func isClosedOrTimeout(err error) bool {
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return true
+	}
+	return err == net.ErrClosed || err == io.ErrUnexpectedEOF || isNetClosed(err)
+}
+
+func isNetClosed(err error) bool {
+	for e := err; e != nil; {
+		if e == net.ErrClosed {
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
+
+// protocolError ends the connection with a close frame carrying code (if nobody else is writing).
+func (s *Socket) protocolError(c *wsConn, code ws.StatusCode) {
+	s.writeDirect(c, ws.NewCloseFrameBody(code, ""), true)
+}
+
+// answerClose replies to the client's close frame.
+func (s *Socket) answerClose(c *wsConn) {
+	s.writeDirect(c, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""), true)
+}
+
+// writeDirect writes one frame from the read loop, which may write only when no writer
+// goroutine owns the connection (a probe has none; an active socket's writer may be running).
+func (s *Socket) writeDirect(c *wsConn, payload []byte, closeFrame bool) {
+	s.mu.Lock()
+	if s.ws == c {
+		if s.writing {
+			s.mu.Unlock()
+			return
+		}
+		s.writing = true // keeps a writer from starting while this frame goes out
+	}
+	s.mu.Unlock()
+	op := ws.OpText
+	if closeFrame {
+		op = ws.OpClose
+	}
+	bp := getBuf()
+	*bp = appendWSFrame(*bp, op, 0, payload)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(wsCloseGrace))
+	_, _ = c.conn.Write(*bp)
+	putBuf(bp)
+}
+
+// wsGone runs when a connection's read loop ends.
+func (s *Socket) wsGone(c *wsConn, reason string) {
+	s.mu.Lock()
+	if u := s.upg; u != nil && u.conn == c {
+		s.abortUpgradeLocked()
+		s.mu.Unlock()
+		return
+	}
+	ok := false
+	if s.ws == c {
+		ok = s.endLocked(reason, endDrop)
+	}
+	s.mu.Unlock()
+	if ok {
+		s.finish()
+	}
+}
+
+// onWSMessage handles one complete message from connection c: the socket's transport, or a
+// websocket probing to upgrade it.
+func (s *Socket) onWSMessage(c *wsConn, data []byte, isBinary bool) {
+	var p packet
+	var err error
+	switch {
+	case !isBinary:
+		p, err = decodePacketText(data, s.protocol)
+	case s.protocol == 4:
+		p = packet{typ: pMessage, data: data, binary: true}
+	case len(data) == 0 || data[0] > 6:
+		err = errParse
+	default:
+		p = packet{typ: '0' + data[0], data: data[1:], binary: true}
+	}
+
+	s.mu.Lock()
+	if u := s.upg; u != nil && u.conn == c {
+		s.onProbePacket(u, p, err) // unlocks
+		return
+	}
+	current := s.ws == c
+	s.mu.Unlock()
+	if !current {
+		return
+	}
+	switch {
+	case err != nil:
+		s.end(ReasonParseError, endClosePacket)
+	case p.typ == pClose:
+		s.end(ReasonTransportClose, endClosePacket)
+	default:
+		s.onPacket(p)
+	}
+}
+
+// onProbePacket runs the upgrade, as the reference: "2probe" is answered "3probe" (and a held
+// poll is released with a noop from then on), "5" moves the session to the websocket, and
+// anything else abandons the upgrade. Called with s.mu held; it unlocks.
+func (s *Socket) onProbePacket(u *upgrade, p packet, err error) {
+	switch {
+	case err == nil && p.typ == pPing && string(p.data) == "probe":
+		u.probed = true
+		s.srv.sched.arm(&u.check, tUpgradeCheck, upgradeCheckInterval)
+		s.mu.Unlock()
+		s.writeDirect(u.conn, []byte("3probe"), false)
+		_ = u.conn.conn.SetWriteDeadline(time.Time{})
+		return
+	case err == nil && p.typ == pUpgrade && s.state != stClosed:
+		s.upg = nil
+		s.srv.sched.disarm(&u.check)
+		s.srv.sched.disarm(&u.timeout)
+		s.transport = tpWebSocket
+		s.ws = u.conn
+		if s.pollPending && s.final == finalNone {
+			// A GET still waiting when the upgrade completes came after the client's "5":
+			// the reference answers a GET after the upgrade 400.
+			s.final = finalBadRequest
+			select {
+			case s.pollCh <- struct{}{}:
+			default:
+			}
+		}
+		if s.state == stClosing {
+			s.wsClose = true
+		}
+		if len(s.queue) > 0 || s.wsClose {
+			s.kickLocked()
+		}
+		s.mu.Unlock()
+		return
+	default:
+		s.abortUpgradeLocked()
+		s.mu.Unlock()
+	}
+}
+
+// writeLoop writes what is queued, coalescing every pending packet into one buffer and one
+// write, until the queue is empty; then the goroutine ends.
+func (s *Socket) writeLoop(c *wsConn) {
+	dialect := dWS4
+	if s.protocol == 3 {
+		dialect = dWS3
+	}
+	for {
+		s.mu.Lock()
+		q := s.takeQueueLocked()
+		closeNow := s.wsClose
+		if len(q) == 0 && !closeNow {
+			s.writing = false
+			s.returnQueueLocked(q)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+
+		bp := getBuf()
+		buf := *bp
+		for _, p := range q {
+			switch {
+			case p.msg != nil:
+				buf = append(buf, p.msg.encoded(dialect)...)
+			case p.typ == wsPongFrame:
+				buf = appendWSFrame(buf, ws.OpPong, 0, p.data)
+			default:
+				buf = appendWSFrame(buf, ws.OpText, p.typ, p.data)
+			}
+		}
+		if closeNow {
+			buf = appendWSFrame(buf, ws.OpClose, 0, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+			_ = c.conn.SetWriteDeadline(time.Now().Add(wsCloseGrace))
+		}
+		n, err := c.conn.Write(buf)
+		s.srv.metrics.bytesOut[tpWebSocket].Add(float64(n))
+		*bp = buf
+		putBuf(bp)
+
+		s.mu.Lock()
+		s.returnQueueLocked(q)
+		s.mu.Unlock()
+		if err != nil {
+			c.conn.Close()
+			s.end(ReasonTransportError, endDrop)
+			return
+		}
+		if closeNow {
+			// The close frame is out: half-close and let the read loop see the client's
+			// answer (or the grace deadline) and close the connection.
+			s.end(ReasonForcedClose, endClosePacket)
+			if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+			}
+			_ = c.conn.SetReadDeadline(time.Now().Add(wsCloseGrace))
+			return
+		}
+	}
+}
