@@ -1,6 +1,61 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
-// runEIO is a placeholder until the engine/eio engineer replaces this file.
-func runEIO(addr string) error { return errors.New("-mode eio: not built yet") }
+	"github.com/parley-chat/parley/engine/eio"
+)
+
+// runEIO serves Parley's Engine.IO server as the socketio/engine.io-protocol test suite's
+// README describes its reference: path /engine.io/, pingInterval 300 ms, pingTimeout 200 ms,
+// maxPayload 1e6, cors origin "*", and every message echoed back.
+func runEIO(addr string) error {
+	srv := eio.NewServer(eio.Options{
+		PingInterval:      300 * time.Millisecond,
+		PingTimeout:       200 * time.Millisecond,
+		MaxHTTPBufferSize: 1e6,
+		OnConnection: func(s *eio.Socket, _ *http.Request) {
+			s.SetHandler(echo{s})
+		},
+	})
+	defer srv.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/engine.io/", srv)
+	return serveEIOUntilSignal(addr, mux)
+}
+
+// echo sends every message back as it came (text or binary).
+type echo struct{ s *eio.Socket }
+
+func (e echo) OnMessage(data []byte, binary bool) {
+	b := append([]byte(nil), data...) // data is only valid during the call
+	if binary {
+		_ = e.s.Send(eio.BinaryMessage(b))
+	} else {
+		_ = e.s.Send(eio.TextMessage(b))
+	}
+}
+
+func (echo) OnClose(string) {}
+
+// serveEIOUntilSignal serves h on addr until SIGINT or SIGTERM.
+func serveEIOUntilSignal(addr string, h http.Handler) error {
+	hs := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(shutdown)
+	}
+}
