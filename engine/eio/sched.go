@@ -10,13 +10,13 @@ import (
 type timerKind uint8
 
 const (
-	tPing         timerKind = iota + 1 // protocol 4: time to send a ping
-	tPongTimeout                       // protocol 4: the pong did not come
-	tPingTimeout                       // protocol 3: the client's ping did not come
-	tCloseTimeout                      // a polling socket closing gracefully got no GET to carry its close packet
-	tTombstone                         // a session closed by the client's close packet stops answering its racing GET
-	tUpgradeCheck                      // during an upgrade: release a held GET with a noop, as the reference does every 100 ms
-	tUpgradeTimeout                    // the upgrade did not complete in time
+	tPing           timerKind = iota + 1 // protocol 4: time to send a ping
+	tPongTimeout                         // protocol 4: the pong did not come
+	tPingTimeout                         // protocol 3: the client's ping did not come
+	tCloseTimeout                        // a polling socket closing gracefully got no GET to carry its close packet
+	tTombstone                           // a session closed by the client's close packet stops answering its racing GET
+	tUpgradeCheck                        // during an upgrade: release a held GET with a noop, as the reference does every 100 ms
+	tUpgradeTimeout                      // the upgrade did not complete in time
 )
 
 // timer is one scheduled deadline of one socket. It lives inside the socket (no allocation
