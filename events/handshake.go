@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,24 +18,21 @@ const tokenCookie = "token"
 // (v3/v4 clients) comes first, then the token query parameter (v2 clients
 // cannot send auth), then what REST accepts: the Authorization header and
 // the token cookie, in web.TokenFromRequest's order.
-func handshakeToken(authData map[string]any, r *http.Request) string {
+func handshakeToken(authData map[string]any, query url.Values, header http.Header) string {
 	if tok := stringish(authData["token"]); tok != "" {
 		return tok
 	}
-	if r == nil {
-		return ""
-	}
-	if tok := r.URL.Query().Get("token"); tok != "" {
+	if tok := query.Get("token"); tok != "" {
 		return tok
 	}
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
 			return strings.TrimSpace(tok)
 		}
 		return ""
 	}
-	if c, err := r.Cookie(tokenCookie); err == nil {
+	if c, err := (&http.Request{Header: header}).Cookie(tokenCookie); err == nil {
 		return c.Value
 	}
 	return ""

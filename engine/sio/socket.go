@@ -40,6 +40,7 @@ type Socket struct {
 	mu           sync.Mutex
 	pending      []*frames // sent while connecting, written after CONNECT
 	flushOnOpen  bool      // disconnected while connecting: still say CONNECT first
+	dropped      bool      // Drop was called: never say CONNECT
 	data         any
 	onEvent      EventHandler
 	onDisconnect func(reason string)
@@ -200,7 +201,14 @@ func (s *Socket) Disconnect(close bool) {
 
 // Drop closes the connection without a DISCONNECT: the client sees a
 // transport close and reconnects by itself (and may recover its state).
-func (s *Socket) Drop() { s.client.conn.Drop() }
+// Called from a middleware or the connection callback, the client is never
+// told it connected.
+func (s *Socket) Drop() {
+	s.mu.Lock()
+	s.dropped = true
+	s.mu.Unlock()
+	s.client.conn.Drop()
+}
 
 // sendFrames writes f to the client, after the CONNECT answer if the
 // socket is still connecting.
@@ -250,7 +258,7 @@ func (s *Socket) open() {
 	s.missed = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state.Load() == stateClosed && !s.flushOnOpen {
+	if s.dropped || (s.state.Load() == stateClosed && !s.flushOnOpen) {
 		s.pending = nil
 		return
 	}
