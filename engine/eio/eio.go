@@ -188,6 +188,7 @@ func (srv *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if !upgrade && transport == "polling" && r.Method == http.MethodGet && s.answerTombstone(w) {
 			return
 		}
+		s.expireIfOverdue()
 		s.mu.Lock()
 		state, current := s.state, s.transport
 		s.mu.Unlock()

@@ -58,8 +58,14 @@ func (sc *scheduler) now() int64 { return int64(time.Since(sc.epoch)) }
 // arm (re)schedules t to fire after d with the given meaning and returns its generation;
 // a firing whose generation is no longer current is stale and ignored.
 func (sc *scheduler) arm(t *timer, kind timerKind, d time.Duration) uint64 {
+	return sc.armAt(t, kind, sc.now()+int64(d))
+}
+
+// armAt is arm with an absolute deadline on the scheduler's clock; chained deadlines (the pong
+// timeout after a ping) use it so the scheduler's own lateness does not add up.
+func (sc *scheduler) armAt(t *timer, kind timerKind, when int64) uint64 {
 	sc.mu.Lock()
-	t.when = sc.now() + int64(d)
+	t.when = when
 	t.kind = kind
 	t.gen++
 	gen := t.gen
@@ -93,6 +99,15 @@ func (sc *scheduler) disarm(t *timer) {
 func (sc *scheduler) current(t *timer, gen uint64) bool {
 	sc.mu.Lock()
 	ok := t.gen == gen
+	sc.mu.Unlock()
+	return ok
+}
+
+// overdue says whether t is armed as kind and its deadline has passed (the scheduler may not
+// have got to it yet).
+func (sc *scheduler) overdue(t *timer, kind timerKind) bool {
+	sc.mu.Lock()
+	ok := t.index >= 0 && t.index < len(sc.h) && sc.h[t.index] == t && t.kind == kind && t.when <= sc.now()
 	sc.mu.Unlock()
 	return ok
 }

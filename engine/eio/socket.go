@@ -2,8 +2,11 @@ package eio
 
 import (
 	"errors"
+	"net"
 	"sync"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 // ErrClosed is returned by Send once the socket is closing or closed.
@@ -378,7 +381,7 @@ func (s *Socket) onTimer(t *timer, kind timerKind, gen uint64) {
 	case tPing:
 		if s.state == stOpen {
 			s.sendControlLocked(pPing, "")
-			s.srv.sched.arm(&s.hb, tPongTimeout, s.srv.opts.PingTimeout)
+			s.srv.sched.armAt(&s.hb, tPongTimeout, t.when+int64(s.srv.opts.PingTimeout))
 		}
 	case tPongTimeout, tPingTimeout:
 		ok = s.endLocked(ReasonPingTimeout, endClosePacket)
@@ -406,6 +409,20 @@ func (s *Socket) onTimer(t *timer, kind timerKind, gen uint64) {
 	}
 }
 
+// expireIfOverdue ends the socket if its heartbeat deadline has passed, so that a request
+// arriving after the deadline finds the session closed even if the scheduler is late.
+func (s *Socket) expireIfOverdue() {
+	s.mu.Lock()
+	ok := false
+	if s.state != stClosed && (s.srv.sched.overdue(&s.hb, tPongTimeout) || s.srv.sched.overdue(&s.hb, tPingTimeout)) {
+		ok = s.endLocked(ReasonPingTimeout, endClosePacket)
+	}
+	s.mu.Unlock()
+	if ok {
+		s.finish()
+	}
+}
+
 // upgradeCheckInterval is how often a held poll is released with a noop during an upgrade.
 const upgradeCheckInterval = 100 * time.Millisecond
 
@@ -417,7 +434,13 @@ func (s *Socket) abortUpgradeLocked() {
 	s.upg = nil
 	s.srv.sched.disarm(&u.check)
 	s.srv.sched.disarm(&u.timeout)
-	u.conn.conn.Close()
+	// The reference closes the abandoned websocket with a close frame. net.Conn serialises
+	// whole Writes, so this cannot interleave with the probe's own answer.
+	go func(c net.Conn) {
+		_ = c.SetWriteDeadline(time.Now().Add(wsCloseGrace))
+		_, _ = c.Write(ws.CompiledCloseNormalClosure)
+		c.Close()
+	}(u.conn.conn)
 }
 
 // takeQueueLocked hands the queued packets to a writer and gives it the spare slice back.
