@@ -53,7 +53,7 @@ type testServer struct {
 	conns chan *recorder
 }
 
-func newTestServer(t *testing.T, opts Options, echo bool) *testServer {
+func newTestServer(t testing.TB, opts Options, echo bool) *testServer {
 	t.Helper()
 	if opts.PingInterval == 0 {
 		opts.PingInterval = time.Minute
@@ -154,7 +154,7 @@ type wsClient struct {
 	r    io.Reader
 }
 
-func dialWS(t *testing.T, url string, header http.Header) (*wsClient, error) {
+func dialWS(t testing.TB, url string, header http.Header) (*wsClient, error) {
 	t.Helper()
 	d := ws.Dialer{Header: ws.HandshakeHeaderHTTP(header)}
 	conn, br, _, err := d.Dial(context.Background(), strings.Replace(url, "http://", "ws://", 1))

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gobwas/ws"
 )
@@ -38,7 +39,8 @@ const (
 type Message struct {
 	data   []byte
 	binary bool
-	once   [nDialects]sync.Once
+	mu     sync.Mutex // taken only by the first encoder of a dialect
+	done   [nDialects]atomic.Bool
 	enc    [nDialects][]byte
 }
 
@@ -61,25 +63,39 @@ func (m *Message) encoded(d dialect) []byte {
 	if d == dWS3 && !m.binary {
 		d = dWS4 // a text frame is the same in both protocols
 	}
-	m.once[d].Do(func() { m.enc[d] = m.encode(d) })
+	if m.done[d].Load() {
+		return m.enc[d]
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.done[d].Load() {
+		m.enc[d] = m.encode(d)
+		m.done[d].Store(true)
+	}
 	return m.enc[d]
 }
 
 func (m *Message) encode(d dialect) []byte {
+	// one allocation of the right size: headers and length prefixes fit in 24 bytes
+	n := len(m.data) + 24
+	if m.binary && (d == dPoll4 || d == dPoll3T) {
+		n = base64.StdEncoding.EncodedLen(len(m.data)) + 24
+	}
+	dst := make([]byte, 0, n)
 	switch d {
 	case dWS4:
 		if m.binary {
-			return appendWSFrame(nil, ws.OpBinary, 0, m.data)
+			return appendWSFrame(dst, ws.OpBinary, 0, m.data)
 		}
-		return appendWSFrame(nil, ws.OpText, pMessage, m.data)
+		return appendWSFrame(dst, ws.OpText, pMessage, m.data)
 	case dWS3:
-		return appendWSFrame(nil, ws.OpBinary, 4, m.data)
+		return appendWSFrame(dst, ws.OpBinary, 4, m.data)
 	case dPoll4:
-		return appendPacket4(nil, pMessage, m.data, m.binary)
+		return appendPacket4(dst, pMessage, m.data, m.binary)
 	case dPoll3T:
-		return appendPacket3Text(nil, pMessage, m.data, m.binary)
+		return appendPacket3Text(dst, pMessage, m.data, m.binary)
 	default:
-		return appendPacket3Binary(nil, pMessage, m.data, m.binary)
+		return appendPacket3Binary(dst, pMessage, m.data, m.binary)
 	}
 }
 
@@ -147,15 +163,59 @@ func appendPacket3Binary[T ~string | ~[]byte](dst []byte, typ byte, data T, bina
 	return append(dst, data...)
 }
 
-// utf16Len is the length of UTF-8 text in UTF-16 code units (what JavaScript's String.length says).
+// utf16Len is the length of UTF-8 text in UTF-16 code units (what JavaScript's String.length
+// says); an invalid byte counts as one unit, as its U+FFFD replacement would.
 func utf16Len[T ~string | ~[]byte](b T) int {
 	n := 0
-	for _, r := range string(b) {
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
+	for i := 0; i < len(b); {
+		size, units := runeAt(b, i)
+		i += size
+		n += units
 	}
 	return n
+}
+
+// runeAt measures the UTF-8 sequence at b[i] as utf8.DecodeRune would (an invalid sequence is
+// one byte) and says how many UTF-16 units it takes. Generic, so strings need no conversion.
+func runeAt[T ~string | ~[]byte](b T, i int) (size, units int) {
+	c := b[i]
+	lo, hi := byte(0x80), byte(0xbf)
+	switch {
+	case c < 0x80:
+		return 1, 1
+	case c < 0xc2 || c > 0xf4:
+		return 1, 1
+	case c < 0xe0:
+		size = 2
+	case c < 0xf0:
+		size = 3
+		if c == 0xe0 {
+			lo = 0xa0
+		} else if c == 0xed {
+			hi = 0x9f
+		}
+	default:
+		size = 4
+		if c == 0xf0 {
+			lo = 0x90
+		} else if c == 0xf4 {
+			hi = 0x8f
+		}
+	}
+	if i+size > len(b) {
+		return 1, 1
+	}
+	for k := 1; k < size; k++ {
+		x := b[i+k]
+		if k > 1 {
+			lo, hi = 0x80, 0xbf
+		}
+		if x < lo || x > hi {
+			return 1, 1
+		}
+	}
+	if size == 4 {
+		return 4, 2
+	}
+	return size, 1
 }

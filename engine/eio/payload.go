@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"unicode/utf8"
 )
 
 // packet is one decoded Engine.IO packet. Its data aliases the decoder's input (or a buffer
@@ -126,16 +125,7 @@ func utf16Prefix(b []byte, n int) (int, bool) {
 		if i >= len(b) {
 			return 0, false
 		}
-		if b[i] < utf8.RuneSelf {
-			i++
-			n--
-			continue
-		}
-		r, size := utf8.DecodeRune(b[i:])
-		units := 1
-		if r >= 0x10000 {
-			units = 2
-		}
+		size, units := runeAt(b, i)
 		if units > n {
 			return 0, false // the length splits a surrogate pair
 		}

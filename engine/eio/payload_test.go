@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // decoded renders what a decoder yielded, one packet per element: "4:hello", "4:b[01020304]".
@@ -215,4 +216,17 @@ func validUTF8Lengths(ps []packet) bool {
 		}
 	}
 	return true
+}
+
+func TestRuneAtMatchesUTF8(t *testing.T) {
+	for _, s := range []string{"a", "é", "€", "😀", "\xff", "\xe0\x80\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf0\x8f\xbf\xbf", "\xc2", "\xe2\x82", "\xc0\xaf"} {
+		r, size := utf8.DecodeRuneInString(s)
+		units := 1
+		if r >= 0x10000 {
+			units = 2
+		}
+		if gs, gu := runeAt(s, 0); gs != size || gu != units {
+			t.Errorf("%q: runeAt = %d,%d; utf8 says %d,%d", s, gs, gu, size, units)
+		}
+	}
 }
