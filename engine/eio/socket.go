@@ -434,6 +434,9 @@ func (s *Socket) abortUpgradeLocked() {
 	s.upg = nil
 	s.srv.sched.disarm(&u.check)
 	s.srv.sched.disarm(&u.timeout)
+	if u.conn == nil {
+		return // its handshake is still under way; serveUpgrade sees the upgrade gone
+	}
 	// The reference closes the abandoned websocket with a close frame. net.Conn serialises
 	// whole Writes, so this cannot interleave with the probe's own answer.
 	go func(c net.Conn) {

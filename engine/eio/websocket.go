@@ -55,25 +55,40 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, sid string) (*
 	return c, true
 }
 
-// serveUpgrade takes a websocket that wants to take over polling session s.
+// serveUpgrade takes a websocket that wants to take over polling session s. The session is
+// marked as upgrading before the 101 goes out, so a second websocket for it that the client
+// opens right after is the one refused, whatever order the server happens to run them in.
 func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket) {
-	c, ok := srv.accept(w, r, "")
-	if !ok {
-		return
-	}
 	s.mu.Lock()
 	if s.state != stOpen || s.transport != tpPolling || s.upg != nil || srv.opts.DisableUpgrades {
-		// The reference accepts the websocket and closes it at once.
 		s.mu.Unlock()
-		_, _ = c.conn.Write(ws.CompiledCloseNormalClosure)
-		c.conn.Close()
+		// The reference accepts the websocket and closes it at once.
+		if c, ok := srv.accept(w, r, ""); ok {
+			_, _ = c.conn.Write(ws.CompiledCloseNormalClosure)
+			c.conn.Close()
+		}
 		return
 	}
-	u := &upgrade{conn: c}
+	u := &upgrade{}
 	u.check = timer{index: -1, s: s}
 	u.timeout = timer{index: -1, s: s}
 	s.upg = u
 	srv.sched.arm(&u.timeout, tUpgradeTimeout, srv.opts.UpgradeTimeout)
+	s.mu.Unlock()
+
+	c, ok := srv.accept(w, r, "")
+	s.mu.Lock()
+	if !ok || s.upg != u { // the handshake failed, or the upgrade was abandoned meanwhile
+		if s.upg == u {
+			s.abortUpgradeLocked()
+		}
+		s.mu.Unlock()
+		if c != nil {
+			c.conn.Close()
+		}
+		return
+	}
+	u.conn = c
 	s.mu.Unlock()
 	go s.readLoop(c)
 }

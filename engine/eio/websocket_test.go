@@ -229,7 +229,7 @@ func TestUpgrade(t *testing.T) {
 }
 
 func TestHeartbeat(t *testing.T) {
-	ts := newTestServer(t, Options{AllowEIO3: true, PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond}, false)
+	ts := newTestServer(t, Options{AllowEIO3: true, PingInterval: 50 * time.Millisecond, PingTimeout: 500 * time.Millisecond}, false)
 	t.Run("4 polling: ping, pong, and the timeout", func(t *testing.T) {
 		sid, _ := ts.openPolling(t, "EIO=4")
 		rec := ts.nextConn(t)
