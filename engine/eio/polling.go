@@ -83,9 +83,10 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) 
 	final := s.final
 	s.final = finalNone
 	var q []outPacket
+	cost := 0
 	closing := false
 	if final == finalNone {
-		q = s.takeQueueLocked()
+		q, cost = s.takeQueueLocked()
 		closing = s.state == stClosing
 	}
 	s.mu.Unlock()
@@ -107,7 +108,7 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) 
 	}
 	srv.writePayload(w, s, q, last)
 	s.mu.Lock()
-	s.returnQueueLocked(q)
+	s.returnQueueLocked(q, cost)
 	s.mu.Unlock()
 	if closing {
 		s.end(ReasonForcedClose, endDrop)

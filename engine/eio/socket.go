@@ -94,7 +94,8 @@ type Socket struct {
 	handler      Handler
 	queue        []outPacket
 	spare        []outPacket
-	queueBytes   int
+	queueBytes   int // queued and in flight
+	inFlight     int // taken by a writer, not yet written
 	delivering   bool
 	closePending bool // the socket ended during a delivery: OnClose follows it
 	reason       string
@@ -252,7 +253,7 @@ func (s *Socket) endLocked(reason string, how endHow) bool {
 	s.state = stClosed
 	s.reason = reason
 	clear(s.queue)
-	s.queue, s.spare, s.queueBytes = nil, nil, 0
+	s.queue, s.spare, s.queueBytes, s.inFlight = nil, nil, 0, 0
 	s.abortUpgradeLocked()
 	s.srv.sched.disarm(&s.hb)
 	switch s.transport {
@@ -446,19 +447,28 @@ func (s *Socket) abortUpgradeLocked() {
 	}(u.conn.conn)
 }
 
-// takeQueueLocked hands the queued packets to a writer and gives it the spare slice back.
-func (s *Socket) takeQueueLocked() []outPacket {
-	q := s.queue
+// takeQueueLocked hands the queued packets to a writer. Their bytes still count against the
+// bound until the writer has written them (returnQueueLocked), so a client that stopped
+// reading holds at most MaxQueueBytes, queued and in flight together.
+func (s *Socket) takeQueueLocked() (q []outPacket, cost int) {
+	q = s.queue
 	s.queue = s.spare[:0]
 	s.spare = nil
-	s.queueBytes = 0
-	return q
+	cost = s.queueBytes - s.inFlight
+	s.inFlight += cost
+	return q, cost
 }
 
-// returnQueueLocked keeps a drained queue's array for reuse unless it grew large.
-func (s *Socket) returnQueueLocked(q []outPacket) {
+// returnQueueLocked releases a written queue's bytes and keeps its array for reuse unless it
+// grew large.
+func (s *Socket) returnQueueLocked(q []outPacket, cost int) {
 	clear(q)
-	if cap(q) <= 64 && s.state != stClosed {
+	if s.state == stClosed {
+		return
+	}
+	s.queueBytes -= cost
+	s.inFlight -= cost
+	if cap(q) <= 64 {
 		s.spare = q[:0]
 	}
 }

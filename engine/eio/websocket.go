@@ -395,11 +395,11 @@ func (s *Socket) writeLoop(c *wsConn) {
 	}
 	for {
 		s.mu.Lock()
-		q := s.takeQueueLocked()
+		q, cost := s.takeQueueLocked()
 		closeNow := s.wsClose
 		if len(q) == 0 && !closeNow {
 			s.writing = false
-			s.returnQueueLocked(q)
+			s.returnQueueLocked(q, cost)
 			s.mu.Unlock()
 			return
 		}
@@ -427,7 +427,7 @@ func (s *Socket) writeLoop(c *wsConn) {
 		putBuf(bp)
 
 		s.mu.Lock()
-		s.returnQueueLocked(q)
+		s.returnQueueLocked(q, cost)
 		s.mu.Unlock()
 		if err != nil {
 			c.conn.Close()
