@@ -40,12 +40,7 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) 
 	if s.pollPending {
 		// One GET at a time: the reference answers the second 400 and closes the session,
 		// which sends the first one the close packet.
-		ok := s.endLocked(ReasonTransportError, endClosePacket)
-		s.mu.Unlock()
-		if ok {
-			s.finish()
-		}
-		w.WriteHeader(http.StatusBadRequest)
+		s.overlapUnlock(w)
 		return
 	}
 	s.pollPending = true
@@ -63,11 +58,7 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) 
 			if s.final == finalNone && len(s.queue) == 0 && s.state == stOpen {
 				// The reference: "poll connection closed prematurely" is a transport error.
 				s.pollPending = false
-				ok := s.endLocked(ReasonTransportError, endDrop)
-				s.mu.Unlock()
-				if ok {
-					s.finish()
-				}
+				s.endUnlock(ReasonTransportError, endDrop)
 				return
 			}
 			s.mu.Unlock()
@@ -113,6 +104,13 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) 
 	if closing {
 		s.end(ReasonForcedClose, endDrop)
 	}
+}
+
+// overlapUnlock answers a request that overlaps one of its kind 400 and closes the session
+// ("transport error"), as the reference does; s.mu is held and released.
+func (s *Socket) overlapUnlock(w http.ResponseWriter) {
+	s.endUnlock(ReasonTransportError, endClosePacket)
+	w.WriteHeader(http.StatusBadRequest)
 }
 
 // answerTombstone answers the GET that raced the client's own close with the noop it would
@@ -204,12 +202,7 @@ func (srv *Server) writePayload(w http.ResponseWriter, s *Socket, q []outPacket,
 func (srv *Server) servePost(w http.ResponseWriter, r *http.Request, s *Socket) {
 	s.mu.Lock()
 	if s.posting {
-		ok := s.endLocked(ReasonTransportError, endClosePacket)
-		s.mu.Unlock()
-		if ok {
-			s.finish()
-		}
-		w.WriteHeader(http.StatusBadRequest)
+		s.overlapUnlock(w) // one POST at a time, likewise
 		return
 	}
 	s.posting = true

@@ -225,18 +225,16 @@ func (s *Socket) Close() {
 const pollingCloseTimeout = 30 * time.Second
 
 // Drop closes the transport at once, with no close packet. OnClose gets "forced close".
-func (s *Socket) Drop() {
-	s.mu.Lock()
-	ok := s.endLocked(ReasonForcedClose, endDrop)
-	s.mu.Unlock()
-	if ok {
-		s.finish()
-	}
-}
+func (s *Socket) Drop() { s.end(ReasonForcedClose, endDrop) }
 
 // end closes the socket now (reason for OnClose; how for the transport).
 func (s *Socket) end(reason string, how endHow) {
 	s.mu.Lock()
+	s.endUnlock(reason, how)
+}
+
+// endUnlock ends the socket, releases s.mu (held by the caller) and runs finish if it ended it.
+func (s *Socket) endUnlock(reason string, how endHow) {
 	ok := s.endLocked(reason, how)
 	s.mu.Unlock()
 	if ok {
@@ -414,14 +412,11 @@ func (s *Socket) onTimer(t *timer, kind timerKind, gen uint64) {
 // arriving after the deadline finds the session closed even if the scheduler is late.
 func (s *Socket) expireIfOverdue() {
 	s.mu.Lock()
-	ok := false
 	if s.state != stClosed && (s.srv.sched.overdue(&s.hb, tPongTimeout) || s.srv.sched.overdue(&s.hb, tPingTimeout)) {
-		ok = s.endLocked(ReasonPingTimeout, endClosePacket)
+		s.endUnlock(ReasonPingTimeout, endClosePacket)
+		return
 	}
 	s.mu.Unlock()
-	if ok {
-		s.finish()
-	}
 }
 
 // upgradeCheckInterval is how often a held poll is released with a noop during an upgrade.

@@ -299,14 +299,11 @@ func (s *Socket) wsGone(c *wsConn, reason string) {
 		s.mu.Unlock()
 		return
 	}
-	ok := false
 	if s.ws == c {
-		ok = s.endLocked(reason, endDrop)
+		s.endUnlock(reason, endDrop)
+		return
 	}
 	s.mu.Unlock()
-	if ok {
-		s.finish()
-	}
 }
 
 // onWSMessage handles one complete message from connection c: the socket's transport, or a
