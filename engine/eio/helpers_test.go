@@ -221,3 +221,11 @@ func testutilCounter(c interface{ Write(*dto.Metric) error }) float64 {
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// expectSessionGone checks that a GET on the session's URL is refused: the session is closed.
+func expectSessionGone(t *testing.T, u string) {
+	t.Helper()
+	if res := do(t, "GET", u, ""); res.status != 400 || res.body != `{"code":1,"message":"Session ID unknown"}` {
+		t.Fatalf("GET after the close: %d %q, want 400 Session ID unknown", res.status, res.body)
+	}
+}

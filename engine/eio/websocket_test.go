@@ -245,9 +245,7 @@ func TestHeartbeat(t *testing.T) {
 		if reason := wait(t, rec.closed, "close"); reason != ReasonPingTimeout {
 			t.Fatalf("reason %q", reason)
 		}
-		if res := do(t, "GET", u, ""); res.status != 400 {
-			t.Fatalf("GET after: %d %q", res.status, res.body)
-		}
+		expectSessionGone(t, u)
 	})
 	t.Run("4 websocket: ping, pong, and the timeout", func(t *testing.T) {
 		c, err := dialWS(t, ts.url+"?EIO=4&transport=websocket", nil)
