@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log"
 	"net/http"
 	"os"
 	"os/signal"
@@ -26,6 +27,7 @@ func runEIO(addr string) error {
 	defer srv.Close()
 	mux := http.NewServeMux()
 	mux.Handle("/engine.io/", srv)
+	log.Printf("conformance: Engine.IO on http://%s/engine.io/", addr)
 	return serveEIOUntilSignal(addr, mux)
 }
 
@@ -41,7 +43,10 @@ func (e echo) OnMessage(data []byte, binary bool) {
 	}
 }
 
-func (echo) OnClose(string) {}
+// OnClose logs why each session ended, to tell a failing test's cause from the server's side.
+func (e echo) OnClose(reason string) {
+	log.Printf("eio: session %s (%s) closed: %s", e.s.ID(), e.s.Transport(), reason)
+}
 
 // serveEIOUntilSignal serves h on addr until SIGINT or SIGTERM.
 func serveEIOUntilSignal(addr string, h http.Handler) error {
