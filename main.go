@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -105,7 +106,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	chats := chat.New(st, nil, chat.DefaultLimits, log)
-	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins}, events.Deps{
+	sock, err := events.New(events.Config{
+		CORSOrigins: cfg.CORSOrigins, RecoveryWindow: cfg.RecoveryWindow, SocketQueueBytes: cfg.SocketQueueBytes,
+	}, events.Deps{
 		Log: log, Accounts: accounts, Chats: chats, Users: st, Sessions: sessions, Registerer: reg,
 	})
 	if err != nil {
@@ -135,6 +138,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		close(sweepDone)
 	}()
 	defer func() { stopSweep(); <-sweepDone }()
+
+	if cfg.PProf {
+		stopPProf, err := servePProf(cfg.PProfAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPProf()
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -169,6 +180,25 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// servePProf serves net/http/pprof on its own loopback listener (PPROF=1),
+// never on the public port.
+func servePProf(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ConfigError{Var: "PPROF_ADDR", Reason: err.Error()}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
