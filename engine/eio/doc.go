@@ -22,8 +22,9 @@
 // goroutine over a min-heap with one time.Timer (sched.go); a socket embeds its timer.
 //
 // Messages are delivered one at a time per socket, in order, whichever transport carried
-// them, and OnClose comes exactly once, after the last OnMessage — also when the handler
-// closes the socket from inside OnMessage.
+// them, and OnClose comes exactly once, after the last OnMessage. OnClose runs on a goroutine
+// of its own: never inside a Send, Close or Drop the handler made (a Send that overflows the
+// queue may be called under the caller's locks), never on the scheduler's goroutine.
 //
 // # Where it differs from the reference, on purpose
 //
@@ -69,6 +70,7 @@
 //   - Send returns ErrClosed once the socket is closing or closed, and ErrQueueOverflow from the
 //     Send that overflowed the queue (the socket is then closed).
 //   - Added: Message.Data() and Message.IsBinary(); the Reason* constants for OnClose.
+//   - OnClose is asynchronous: it has not necessarily run when Close or Drop returns.
 //   - Drop during OnConnection on polling: the handshake GET is answered 400 "Session ID
 //     unknown" (there is no open session to report); Close during OnConnection sends the open
 //     packet and then the close packet.

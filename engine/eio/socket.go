@@ -88,18 +88,16 @@ type Socket struct {
 
 	deliverMu sync.Mutex // one delivery at a time, in order, whichever transport carries it
 
-	mu           sync.Mutex
-	state        sockState
-	transport    transportKind
-	handler      Handler
-	queue        []outPacket
-	spare        []outPacket
-	queueBytes   int // queued and in flight
-	inFlight     int // taken by a writer, not yet written
-	delivering   bool
-	closePending bool // the socket ended during a delivery: OnClose follows it
-	reason       string
-	tombstone    bool // ended by the client's close packet with no GET to answer: the racing GET gets a noop
+	mu         sync.Mutex
+	state      sockState
+	transport  transportKind
+	handler    Handler
+	queue      []outPacket
+	spare      []outPacket
+	queueBytes int // queued and in flight
+	inFlight   int // taken by a writer, not yet written
+	reason     string
+	tombstone  bool // ended by the client's close packet with no GET to answer: the racing GET gets a noop
 
 	// polling
 	pollPending bool
@@ -293,46 +291,42 @@ func (s *Socket) endLocked(reason string, how endHow) bool {
 const tombstoneTTL = 2 * time.Second
 
 // finish runs after a socket ended: the session leaves the server and the handler hears
-// OnClose exactly once (after the delivery under way, if any).
+// OnClose exactly once. OnClose runs on a goroutine of its own, so it is never inside a Send,
+// Close or Drop the handler made (which may hold the handler's own locks) nor on the
+// scheduler's goroutine, and it waits for the delivery under way, if any.
 func (s *Socket) finish() {
 	s.mu.Lock()
 	keep := s.tombstone
-	h := s.handler
-	reason := s.reason
-	if s.delivering {
-		s.closePending = true
-		h = nil
-	}
 	s.mu.Unlock()
 	if !keep {
 		s.srv.remove(s)
 	}
 	s.srv.metrics.socketsOpen.Dec()
+	go s.notifyClose()
+}
+
+func (s *Socket) notifyClose() {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	s.mu.Lock()
+	h, reason := s.handler, s.reason
+	s.mu.Unlock()
 	if h != nil {
 		h.OnClose(reason)
 	}
 }
 
-// deliver hands one message to the handler; deliveries never overlap and never follow OnClose.
+// deliver hands one message to the handler; deliveries never overlap, and none follows the
+// socket's end (OnClose takes deliverMu too).
 func (s *Socket) deliver(data []byte, binary bool) {
 	s.deliverMu.Lock()
 	defer s.deliverMu.Unlock()
 	s.mu.Lock()
-	if s.state != stOpen || s.handler == nil {
-		s.mu.Unlock()
-		return
-	}
 	h := s.handler
-	s.delivering = true
+	open := s.state == stOpen
 	s.mu.Unlock()
-	h.OnMessage(data, binary)
-	s.mu.Lock()
-	s.delivering = false
-	pending, reason := s.closePending, s.reason
-	s.closePending = false
-	s.mu.Unlock()
-	if pending {
-		h.OnClose(reason)
+	if open && h != nil {
+		h.OnMessage(data, binary)
 	}
 }
 
