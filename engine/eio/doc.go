@@ -4,6 +4,20 @@
 // upgrade probe, heartbeats, close and upgrade races — and passes the official
 // socketio/engine.io-protocol test suite (see scripts/conformance).
 //
+// # API changes from ENGINE-SEAM.md
+//
+//   - Options.AllowUpgrades (bool, "default true" cannot be told from unset) is
+//     Options.DisableUpgrades.
+//   - Options.CORS is CORS{AllowOrigins []string}.
+//   - Metrics: NewMetrics() builds the collectors; the caller registers Metrics.Collectors().
+//   - Send returns ErrClosed once the socket is closing or closed, and ErrQueueOverflow from the
+//     Send that overflowed the queue (the socket is then closed).
+//   - Added: Message.Data() and Message.IsBinary(); the Reason* constants for OnClose.
+//   - OnClose is asynchronous: it has not necessarily run when Close or Drop returns.
+//   - Drop during OnConnection on polling: the handshake GET is answered 400 "Session ID
+//     unknown" (there is no open session to report); Close during OnConnection sends the open
+//     packet and then the close packet.
+//
 // # Shape
 //
 // A Socket has one bounded outbound queue (Options.MaxQueueBytes; past it the socket is closed
@@ -60,18 +74,4 @@
 // message); gws keeps a read buffer per connection. Measured for this engine with its read
 // loop (TestIdleMemory, PARLEY_EIO_MEMTEST=3000): about 1.3 KB heap and 4 KB stack per idle
 // websocket socket, before the Socket.IO layer's own state.
-//
-// # API changes from ENGINE-SEAM.md
-//
-//   - Options.AllowUpgrades (bool, "default true" cannot be told from unset) is
-//     Options.DisableUpgrades.
-//   - Options.CORS is CORS{AllowOrigins []string}.
-//   - Metrics: NewMetrics() builds the collectors; the caller registers Metrics.Collectors().
-//   - Send returns ErrClosed once the socket is closing or closed, and ErrQueueOverflow from the
-//     Send that overflowed the queue (the socket is then closed).
-//   - Added: Message.Data() and Message.IsBinary(); the Reason* constants for OnClose.
-//   - OnClose is asynchronous: it has not necessarily run when Close or Drop returns.
-//   - Drop during OnConnection on polling: the handshake GET is answered 400 "Session ID
-//     unknown" (there is no open session to report); Close during OnConnection sends the open
-//     packet and then the close packet.
 package eio
