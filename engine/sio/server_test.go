@@ -579,3 +579,20 @@ func TestQueryAuth(t *testing.T) {
 		t.Fatalf("%v", got)
 	}
 }
+
+func TestDropDuringConnection(t *testing.T) {
+	s := newTestServer(t, Options{})
+	var reason string
+	s.Sockets().OnConnection(func(sock *Socket) {
+		sock.OnDisconnect(func(r string) { reason = r })
+		sock.Drop() // e.g. its rooms could not be looked up: the client retries
+	})
+	c := s.dial(t, 4, "")
+	c.recv("0")
+	if got := c.take(); len(got) != 0 || !c.isClosed() {
+		t.Fatalf("sent %v, closed %v: want the connection closed and no CONNECT", got, c.isClosed())
+	}
+	if reason != "transport close" || s.Sockets().Len() != 0 {
+		t.Fatalf("reason %q, %d sockets left", reason, s.Sockets().Len())
+	}
+}
