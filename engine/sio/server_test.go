@@ -124,6 +124,15 @@ func (s *testServer) dial(t *testing.T, proto int, query string) *fakeConn {
 	return c
 }
 
+// connected is a protocol 5 client connected to "/", its frames so far taken.
+func (s *testServer) connected(t *testing.T) *fakeConn {
+	t.Helper()
+	c := s.dial(t, 4, "")
+	c.recv("0")
+	c.take()
+	return c
+}
+
 func sidOf(t *testing.T, frame string) string {
 	t.Helper()
 	if !strings.HasPrefix(frame, `0{"sid":"`) {
@@ -249,9 +258,7 @@ func TestMiddlewareRefusal(t *testing.T) {
 
 func TestRegisteredBeforeConnect(t *testing.T) {
 	s := newTestServer(t, Options{})
-	other := s.dial(t, 4, "")
-	other.recv("0")
-	other.take()
+	other := s.connected(t)
 	s.Sockets().OnConnection(func(sock *Socket) {
 		sock.Join("room")
 		// Broadcasts reach the socket before its client heard CONNECT, and
@@ -296,9 +303,7 @@ func TestDisconnectDuringConnection(t *testing.T) {
 
 func TestEventsAndAcks(t *testing.T) {
 	s := echoServer(t, Options{})
-	c := s.dial(t, 4, "")
-	c.recv("0")
-	c.take()
+	c := s.connected(t)
 	c.recv(`2["message",1,"2",{"3":[true]}]`, `2456["message-with-ack",1,"2",{"3":[false]}]`)
 	if got := c.take(); !slices.Equal(got, []string{`2["message-back",1,"2",{"3":[true]}]`, `3456[1,"2",{"3":[false]}]`}) {
 		t.Fatalf("got %v", got)
