@@ -229,3 +229,9 @@ func expectSessionGone(t *testing.T, u string) {
 		t.Fatalf("GET after the close: %d %q, want 400 Session ID unknown", res.status, res.body)
 	}
 }
+
+func testutilGauge(g interface{ Write(*dto.Metric) error }) float64 {
+	var m dto.Metric
+	_ = g.Write(&m)
+	return m.GetGauge().GetValue()
+}

@@ -126,6 +126,7 @@ func TestPollingMessages(t *testing.T) {
 		{"4: several", "EIO=4", "4test1\x1e4test2\x1e4test3", "", "4test1\x1e4test2\x1e4test3", "text/plain; charset=UTF-8", []string{"test1", "test2", "test3"}},
 		{"4: text and binary", "EIO=4", "4hello\x1ebAQIDBA==", "", "4hello\x1ebAQIDBA==", "text/plain; charset=UTF-8", []string{"hello", "b:\x01\x02\x03\x04"}},
 		{"4: utf-8", "EIO=4", "4€😀", "", "4€😀", "text/plain; charset=UTF-8", []string{"€😀"}},
+		{"4: open, upgrade and noop from the client mean nothing", "EIO=4", "0\x1e5\x1e6\x1e4x", "", "4x", "text/plain; charset=UTF-8", []string{"x"}},
 		{"3: text", "EIO=3", "6:4hello2:4€", "text/plain;charset=UTF-8", "6:4hello2:4€", "text/plain; charset=UTF-8", []string{"hello", "€"}},
 		{"3: binary as base64 (b64=1)", "EIO=3&b64=1", "10:b4AQIDBA==", "", "10:b4AQIDBA==", "text/plain; charset=UTF-8", []string{"b:\x01\x02\x03\x04"}},
 		{"3: binary payload", "EIO=3", "\x00\x02\xff4a\x01\x05\xff\x04\x01\x02\x03\x04", "application/octet-stream",

@@ -508,6 +508,15 @@ func TestSlowReader(t *testing.T) {
 	if got := testutilCounter(metrics.QueueOverflows); got != 1 {
 		t.Fatalf("queue overflows counted %v", got)
 	}
+	if got := testutilCounter(metrics.Handshakes.WithLabelValues("ok")); got != 2 {
+		t.Fatalf("handshakes counted %v", got)
+	}
+	if got := testutilGauge(metrics.SocketsOpen); got != 1 {
+		t.Fatalf("sockets open %v", got)
+	}
+	if got := testutilCounter(metrics.BytesOut.WithLabelValues("websocket")); got == 0 {
+		t.Fatalf("bytes out %v", got)
+	}
 	var after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&after)
