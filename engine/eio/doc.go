@@ -72,6 +72,6 @@
 // goroutine and no per-conn buffers, and it lets the engine put many frames in one buffer for
 // one write. coder/websocket keeps a bufio reader and writer per connection (and one write per
 // message); gws keeps a read buffer per connection. Measured for this engine with its read
-// loop (TestIdleMemory, PARLEY_EIO_MEMTEST=3000): about 1.3 KB heap and 4 KB stack per idle
+// loop (TestIdleMemory, PARLEY_EIO_MEMTEST=3000): about 1.3 KB heap and 2 KB stack per idle
 // websocket socket, before the Socket.IO layer's own state.
 package eio

@@ -93,104 +93,119 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socke
 	go s.readLoop(c)
 }
 
-// readLoop reads frames until the connection ends. While idle it holds only the 14-byte
-// header array; a frame's payload goes to a pooled buffer that is returned once handled.
+// readLoop reads frames until the connection ends. An idle connection waits only for the
+// 2 bytes that start a frame, in this small frame with the header array as its buffer, so the
+// goroutine's stack shrinks back to the minimum between messages; the rest of a frame is read
+// by readFrame, its payload into a pooled buffer returned once the message is handled.
 func (s *Socket) readLoop(c *wsConn) {
-	reason := ReasonTransportClose
-	defer func() {
-		c.conn.Close()
-		s.wsGone(c, reason)
-	}()
-	max := s.srv.opts.MaxHTTPBufferSize
-	var msg *[]byte // the message being assembled from fragments
-	var msgBinary bool
-	defer func() {
-		if msg != nil {
-			putBuf(msg)
-		}
-	}()
+	st := &frameReader{reason: ReasonTransportClose}
 	for {
-		op, fin, length, mask, err := readHeader(c)
-		if err != nil {
-			if err != io.EOF && !isClosedOrTimeout(err) {
-				reason = ReasonTransportError
-			}
-			return
+		if _, err := io.ReadFull(c, c.hdr[:2]); err != nil {
+			st.fail(err)
+			break
 		}
-		if op.IsControl() {
-			if !fin || length > 125 {
-				s.protocolError(c, ws.StatusProtocolError)
-				reason = ReasonTransportError
-				return
-			}
-			bp := getBuf()
-			p := (*bp)[:length]
-			if _, err := io.ReadFull(c, p); err != nil {
-				putBuf(bp)
-				return
-			}
-			ws.Cipher(p, mask, 0)
-			switch op {
-			case ws.OpClose:
-				putBuf(bp)
-				s.answerClose(c)
-				return
-			case ws.OpPing:
-				s.mu.Lock()
-				if s.ws == c && s.state == stOpen {
-					s.sendControlLocked(wsPongFrame, string(p))
-				}
-				s.mu.Unlock()
-			}
-			putBuf(bp)
-			continue
+		if !s.readFrame(c, st) {
+			break
 		}
-		switch {
-		case op == ws.OpContinuation && msg == nil, op != ws.OpContinuation && msg != nil, op != ws.OpContinuation && op != ws.OpText && op != ws.OpBinary:
-			s.protocolError(c, ws.StatusProtocolError)
-			reason = ReasonTransportError
-			return
-		}
-		if msg == nil {
-			msg = getBuf()
-			msgBinary = op == ws.OpBinary
-		}
-		have := int64(len(*msg))
-		if have+length > max {
-			s.protocolError(c, ws.StatusMessageTooBig) // the reference: "Max payload size exceeded"
-			reason = ReasonTransportError
-			return
-		}
-		*msg = growTo(*msg, int(have+length))
-		p := (*msg)[have:]
-		if _, err := io.ReadFull(c, p); err != nil {
-			reason = ReasonTransportError
-			return
-		}
-		ws.Cipher(p, mask, 0)
-		if !fin {
-			continue
-		}
-		data := *msg
-		s.srv.metrics.bytesIn[tpWebSocket].Add(float64(len(data)))
-		if !msgBinary && !utf8.Valid(data) {
-			s.protocolError(c, ws.StatusInvalidFramePayloadData)
-			reason = ReasonTransportError
-			return
-		}
-		s.onWSMessage(c, data, msgBinary)
-		putBuf(msg)
-		msg = nil
+	}
+	if st.msg != nil {
+		putBuf(st.msg)
+	}
+	c.conn.Close()
+	s.wsGone(c, st.reason)
+}
+
+// frameReader is what a read loop carries from one frame to the next.
+type frameReader struct {
+	msg       *[]byte // the message being assembled from fragments
+	msgBinary bool
+	reason    string // the close reason once the loop ends
+}
+
+func (st *frameReader) fail(err error) {
+	if err != io.EOF && !isClosedOrTimeout(err) {
+		st.reason = ReasonTransportError
 	}
 }
 
-// readHeader reads a client frame header: the two fixed bytes (the only read an idle
-// connection waits in), then the extended length and the mask.
-func readHeader(c *wsConn) (op ws.OpCode, fin bool, length int64, mask [4]byte, err error) {
-	h := c.hdr[:2]
-	if _, err = io.ReadFull(c, h); err != nil {
-		return
+// readFrame reads the rest of a frame whose first 2 bytes are in c.hdr and handles it; false
+// ends the read loop.
+func (s *Socket) readFrame(c *wsConn, st *frameReader) bool {
+	op, fin, length, mask, err := readHeaderRest(c)
+	if err != nil {
+		st.fail(err)
+		return false
 	}
+	if op.IsControl() {
+		if !fin || length > 125 {
+			s.protocolError(c, ws.StatusProtocolError)
+			st.reason = ReasonTransportError
+			return false
+		}
+		bp := getBuf()
+		defer putBuf(bp)
+		p := (*bp)[:length]
+		if _, err := io.ReadFull(c, p); err != nil {
+			st.fail(err)
+			return false
+		}
+		ws.Cipher(p, mask, 0)
+		switch op {
+		case ws.OpClose:
+			s.answerClose(c)
+			return false
+		case ws.OpPing:
+			s.mu.Lock()
+			if s.ws == c && s.state == stOpen {
+				s.sendControlLocked(wsPongFrame, string(p))
+			}
+			s.mu.Unlock()
+		}
+		return true
+	}
+	switch {
+	case op == ws.OpContinuation && st.msg == nil, op != ws.OpContinuation && st.msg != nil, op != ws.OpContinuation && op != ws.OpText && op != ws.OpBinary:
+		s.protocolError(c, ws.StatusProtocolError)
+		st.reason = ReasonTransportError
+		return false
+	}
+	if st.msg == nil {
+		st.msg = getBuf()
+		st.msgBinary = op == ws.OpBinary
+	}
+	have := int64(len(*st.msg))
+	if have+length > s.srv.opts.MaxHTTPBufferSize {
+		s.protocolError(c, ws.StatusMessageTooBig) // the reference: "Max payload size exceeded"
+		st.reason = ReasonTransportError
+		return false
+	}
+	*st.msg = growTo(*st.msg, int(have+length))
+	p := (*st.msg)[have:]
+	if _, err := io.ReadFull(c, p); err != nil {
+		st.reason = ReasonTransportError
+		return false
+	}
+	ws.Cipher(p, mask, 0)
+	if !fin {
+		return true
+	}
+	data := *st.msg
+	s.srv.metrics.bytesIn[tpWebSocket].Add(float64(len(data)))
+	if !st.msgBinary && !utf8.Valid(data) {
+		s.protocolError(c, ws.StatusInvalidFramePayloadData)
+		st.reason = ReasonTransportError
+		return false
+	}
+	s.onWSMessage(c, data, st.msgBinary)
+	putBuf(st.msg)
+	st.msg = nil
+	return true
+}
+
+// readHeaderRest parses a client frame header whose 2 fixed bytes are in c.hdr, reading the
+// extended length and the mask.
+func readHeaderRest(c *wsConn) (op ws.OpCode, fin bool, length int64, mask [4]byte, err error) {
+	h := c.hdr[:2]
 	if h[0]&0x70 != 0 || h[1]&0x80 == 0 {
 		// no extension is negotiated (rsv bits), and every client frame is masked
 		return 0, false, 0, mask, errProtocol
