@@ -156,10 +156,8 @@ func (s *Socket) Send(msgs ...*Message) error {
 		return ErrClosed
 	}
 	if s.queueBytes+cost > s.srv.opts.MaxQueueBytes {
-		s.endLocked(ReasonQueueOverflow, endDrop)
-		s.mu.Unlock()
 		s.srv.metrics.queueOverflows.Inc()
-		s.finish()
+		s.endUnlock(ReasonQueueOverflow, endDrop)
 		return ErrQueueOverflow
 	}
 	for _, m := range msgs {
@@ -209,18 +207,15 @@ func (s *Socket) Close() {
 	s.abortUpgradeLocked()
 	if s.transport == tpWebSocket {
 		s.wsClose = true
-		s.kickLocked()
-	} else if s.pollPending {
-		s.kickLocked()
-	} else {
-		s.srv.sched.arm(&s.hb, tCloseTimeout, pollingCloseTimeout)
 	}
+	s.kickLocked()
+	s.srv.sched.arm(&s.hb, tCloseTimeout, closeTimeout)
 	s.mu.Unlock()
 }
 
-// pollingCloseTimeout bounds how long a gracefully closing polling socket waits for the GET
-// that carries its close packet (the reference's closeTimeout).
-const pollingCloseTimeout = 30 * time.Second
+// closeTimeout bounds a graceful close: the GET that carries a polling socket's close packet
+// (the reference's closeTimeout), or a websocket writer stuck on a client that stopped reading.
+const closeTimeout = 30 * time.Second
 
 // Drop closes the transport at once, with no close packet. OnClose gets "forced close".
 func (s *Socket) Drop() { s.end(ReasonForcedClose, endDrop) }
