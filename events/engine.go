@@ -48,7 +48,9 @@ func newEngine(s *Server, reg prometheus.Registerer) (*engine, error) {
 			MaxQueueBytes: cfg.SocketQueueBytes,
 			Metrics:       m,
 		},
-		Logger: s.log,
+		// The handshake keeps only the headers a credential comes in.
+		HandshakeHeaders: []string{"Authorization", "Cookie"},
+		Logger:           s.log,
 	}
 	if cfg.RecoveryWindow > 0 {
 		opts.RecoveryWindow = cfg.RecoveryWindow

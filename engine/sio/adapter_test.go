@@ -12,7 +12,7 @@ func TestLocalAdapterRooms(t *testing.T) {
 	ns := s.Sockets()
 	a := ns.Adapter()
 	c := newFakeConn(4)
-	s.accept(c, newHandshake(nil, ""))
+	s.accept(c, newHandshake(nil, "", nil))
 	c.recv("0")
 	id := socketIDs(ns)[0]
 	a.AddAll(id, []string{"x", "y"})

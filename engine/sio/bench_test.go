@@ -59,7 +59,7 @@ func BenchmarkBroadcast(b *testing.B) {
 	ids := make([]string, 0, 1000)
 	for i := range 1000 {
 		c := &nullConn{fakeConn: fakeConn{id: "c" + strconv.Itoa(i), proto: 4, changed: make(chan struct{})}}
-		s.accept(c, newHandshake(nil, ""))
+		s.accept(c, newHandshake(nil, "", nil))
 		c.h.OnMessage([]byte("0"), false)
 		ids = append(ids, socketIDs(s.Sockets())[0])
 		for _, id := range socketIDs(s.Sockets()) {

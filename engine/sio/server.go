@@ -36,7 +36,11 @@ type Options struct {
 	// (default 16); their total size is bounded by
 	// Engine.MaxHTTPBufferSize.
 	MaxAttachments int
-	Logger         *slog.Logger
+	// HandshakeHeaders, when set, are the only request headers a
+	// connection keeps in its Handshake (memory per idle connection);
+	// nil keeps them all, as socket.io does.
+	HandshakeHeaders []string
+	Logger           *slog.Logger
 }
 
 // Server is a Socket.IO server. Mount it at the path clients use
@@ -67,7 +71,7 @@ func NewServer(opts Options) *Server {
 	s.Of("/")
 	eopts := opts.Engine
 	eopts.OnConnection = func(es *eio.Socket, r *http.Request) {
-		s.accept(eioConn{es}, newHandshake(r, es.RemoteAddr()))
+		s.accept(eioConn{es}, newHandshake(r, es.RemoteAddr(), opts.HandshakeHeaders))
 	}
 	s.eng = eio.NewServer(eopts)
 	return s
@@ -140,12 +144,22 @@ type Handshake struct {
 	Secure  bool
 }
 
-func newHandshake(r *http.Request, addr string) *Handshake {
+func newHandshake(r *http.Request, addr string, keep []string) *Handshake {
 	if r == nil {
 		return &Handshake{Headers: http.Header{}, Query: url.Values{}, Address: addr, Time: time.Now()}
 	}
+	h := http.Header{}
+	if keep == nil {
+		h = r.Header.Clone()
+	} else {
+		for _, k := range keep {
+			if v := r.Header.Values(k); len(v) > 0 {
+				h[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+			}
+		}
+	}
 	return &Handshake{
-		Headers: r.Header.Clone(), Query: r.URL.Query(), Address: addr, Time: time.Now(),
+		Headers: h, Query: r.URL.Query(), Address: addr, Time: time.Now(),
 		URL: r.URL.RequestURI(), Secure: r.TLS != nil,
 	}
 }

@@ -120,7 +120,7 @@ func (s *testServer) dial(t *testing.T, proto int, query string) *fakeConn {
 	t.Helper()
 	c := newFakeConn(proto)
 	r, _ := http.NewRequest(http.MethodGet, "/socket.io/?"+query, nil)
-	s.accept(c, newHandshake(r, "127.0.0.1:1"))
+	s.accept(c, newHandshake(r, "127.0.0.1:1", nil))
 	return c
 }
 
@@ -572,7 +572,7 @@ func TestServerClose(t *testing.T) {
 		t.Fatalf("closed %v reason %q", c.isClosed(), reason)
 	}
 	late := newFakeConn(4)
-	s.accept(late, newHandshake(nil, ""))
+	s.accept(late, newHandshake(nil, "", nil))
 	if !late.isClosed() {
 		t.Fatal("accepted after Close")
 	}
@@ -599,5 +599,17 @@ func TestDropDuringConnection(t *testing.T) {
 	}
 	if reason != "transport close" || s.Sockets().Len() != 0 {
 		t.Fatalf("reason %q, %d sockets left", reason, s.Sockets().Len())
+	}
+}
+
+func TestHandshakeKeepsChosenHeaders(t *testing.T) {
+	r, _ := http.NewRequest(http.MethodGet, "/socket.io/?EIO=4&token=x", nil)
+	r.Header.Set("Cookie", "token=abc")
+	r.Header.Set("User-Agent", "test")
+	if hs := newHandshake(r, "", []string{"cookie", "Authorization"}); len(hs.Headers) != 1 || hs.Headers.Get("Cookie") != "token=abc" || hs.Query.Get("token") != "x" {
+		t.Fatalf("kept %v", hs.Headers)
+	}
+	if hs := newHandshake(r, "", nil); hs.Headers.Get("User-Agent") != "test" {
+		t.Fatalf("kept %v", hs.Headers)
 	}
 }
