@@ -28,6 +28,10 @@ type fakeConn struct {
 	frames  []*frames
 	closed  string
 	changed chan struct{}
+	// overflowAt > 0 closes the connection from inside that send, as the
+	// engine does when a socket's queue passes its bound.
+	overflowAt int
+	sends      int
 }
 
 var connSeq atomic.Int64
@@ -45,6 +49,12 @@ func (c *fakeConn) send(f *frames) error {
 	if c.closed != "" {
 		c.mu.Unlock()
 		return eio.ErrClosed
+	}
+	c.sends++
+	if c.sends == c.overflowAt {
+		c.mu.Unlock()
+		c.end("queue overflow")
+		return eio.ErrQueueOverflow
 	}
 	c.frames = append(c.frames, f)
 	for _, p := range f.parts {
@@ -611,5 +621,33 @@ func TestHandshakeKeepsChosenHeaders(t *testing.T) {
 	}
 	if hs := newHandshake(r, "", nil); hs.Headers.Get("User-Agent") != "test" {
 		t.Fatalf("kept %v", hs.Headers)
+	}
+}
+
+func TestOverflowInsideASend(t *testing.T) {
+	s := newTestServer(t, Options{})
+	var reasons []string
+	s.Sockets().OnConnection(func(sock *Socket) {
+		sock.OnDisconnect(func(r string) { reasons = append(reasons, r) })
+		for range 3 {
+			_ = sock.Emit("flood")
+		}
+	})
+	// While the CONNECT and what waited behind it are written.
+	c := newFakeConn(4)
+	c.overflowAt = 2
+	s.accept(c, newHandshake(nil, "", nil))
+	c.recv("0")
+	// And later, from a broadcast.
+	c2 := newFakeConn(4)
+	c2.overflowAt = 5
+	s.accept(c2, newHandshake(nil, "", nil))
+	c2.recv("0")
+	_ = s.Sockets().Emit("more")
+	if !c.isClosed() || !c2.isClosed() || !slices.Equal(reasons, []string{"queue overflow", "queue overflow"}) {
+		t.Fatalf("closed %v %v, reasons %v", c.isClosed(), c2.isClosed(), reasons)
+	}
+	if s.Sockets().Len() != 0 {
+		t.Fatalf("%d sockets left", s.Sockets().Len())
 	}
 }

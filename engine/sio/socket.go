@@ -256,18 +256,28 @@ func (s *Socket) open() {
 		}
 	}
 	s.missed = nil
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.dropped || (s.state.Load() == stateClosed && !s.flushOnOpen) {
-		s.pending = nil
-		return
+	// Sends go out without s.mu held (a send that overflows the queue
+	// closes the socket from inside it); what is sent meanwhile keeps
+	// queueing behind, until a round finds nothing left.
+	for {
+		s.mu.Lock()
+		if s.dropped || (s.state.Load() == stateClosed && !s.flushOnOpen) {
+			s.pending = nil
+			s.mu.Unlock()
+			return
+		}
+		batch := append(out, s.pending...)
+		out, s.pending = nil, nil
+		if len(batch) == 0 {
+			s.state.CompareAndSwap(stateConnecting, stateConnected)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		for _, f := range batch {
+			_ = s.client.conn.send(f)
+		}
 	}
-	out = append(out, s.pending...)
-	s.pending = nil
-	for _, f := range out {
-		_ = s.client.conn.send(f)
-	}
-	s.state.CompareAndSwap(stateConnecting, stateConnected)
 }
 
 // restore takes back a disconnected session named by the CONNECT's pid
