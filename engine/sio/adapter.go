@@ -111,10 +111,10 @@ type storedPacket struct {
 	data []any
 }
 
-// NewLocalAdapter is the default AdapterFactory.
-func NewLocalAdapter(nsp *Namespace) Adapter { return newLocalAdapter(nsp) }
-
-func newLocalAdapter(nsp *Namespace) *LocalAdapter {
+// NewLocalAdapter is the default adapter. A cluster adapter builds one
+// too, for this node's sockets, and applies other nodes' operations to it
+// (with BroadcastOptions.Flags.Local, so nothing is forwarded again).
+func NewLocalAdapter(nsp *Namespace) *LocalAdapter {
 	a := &LocalAdapter{
 		nsp: nsp, rooms: map[string]map[*member]struct{}{}, members: map[string]*member{},
 		now: time.Now, sessions: map[string]*Session{},

@@ -62,7 +62,7 @@ func NewServer(opts Options) *Server {
 		opts.ConnectTimeout = 45 * time.Second
 	}
 	if opts.Adapter == nil {
-		opts.Adapter = NewLocalAdapter
+		opts.Adapter = func(n *Namespace) Adapter { return NewLocalAdapter(n) }
 	}
 	s := &Server{opts: opts, log: opts.Logger, nsps: map[string]*Namespace{}, clients: map[*client]struct{}{}}
 	if s.log == nil {
