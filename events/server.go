@@ -2,7 +2,7 @@
 // events, presence and session revocation, and the chat.Broadcaster that
 // the chat service delivers through.
 //
-// Only engine.go knows the Socket.IO library. Everything else is written
+// Only engine.go knows the Socket.IO engine (engine/sio). Everything else is written
 // against Conn (one socket) and fanout (rooms), so the handlers are tested
 // without a network and the engine can be swapped.
 package events
@@ -136,7 +136,7 @@ type Server struct {
 	now      func() time.Time
 
 	out     fanout
-	eng     *engine // nil in tests that run without the library
+	eng     *engine // nil in tests that run without the engine
 	handler http.Handler
 
 	// ctx ends when Close gives up waiting; handlers derive from it.
