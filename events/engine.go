@@ -54,7 +54,7 @@ func newEngine(s *Server, reg prometheus.Registerer) (*engine, error) {
 	}
 	if cfg.RecoveryWindow > 0 {
 		opts.RecoveryWindow = cfg.RecoveryWindow
-		opts.AcceptRecovery = func(_ *sio.Socket, data any) bool { return s.mayRecover(data) }
+		opts.AcceptRecovery = func(sock *sio.Socket, previous any) bool { return s.mayRecover(previous, sock.Data()) }
 	}
 	io := sio.NewServer(opts)
 	e := &engine{s: s, io: io, nsp: io.Sockets()}
@@ -63,12 +63,16 @@ func newEngine(s *Server, reg prometheus.Registerer) (*engine, error) {
 	return e, nil
 }
 
-// mayRecover tells whether a dropped socket's state may come back: only
-// an identity's, and not once its session ended meanwhile (the missed
-// packets are replayed with the restore, so the check must be there).
-func (s *Server) mayRecover(data any) bool {
-	id, ok := data.(auth.Identity)
-	return ok && id.UserID != "" && !s.wasRevoked(id.SessionID)
+// mayRecover tells whether a dropped socket's state (previous: its
+// identity) may come back to a handshake whose credentials passed
+// (current): only to the same session, and not once that session ended
+// meanwhile. The missed packets, which are the old rooms' events, are
+// replayed with the restore, so the check must be there.
+func (s *Server) mayRecover(previous, current any) bool {
+	prev, ok := previous.(auth.Identity)
+	cur, ok2 := current.(auth.Identity)
+	return ok && ok2 && prev.UserID != "" && prev.UserID == cur.UserID && prev.SessionID == cur.SessionID &&
+		!s.wasRevoked(prev.SessionID)
 }
 
 // ServeHTTP serves polling requests and websocket upgrades.

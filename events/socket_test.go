@@ -506,14 +506,18 @@ func TestCloseRefusesNewHandshakes(t *testing.T) {
 func TestRecoveryRefusedForAnEndedSession(t *testing.T) {
 	h := newHarness(t)
 	live := auth.Identity{UserID: userA, SessionID: sessA}
-	if !h.s.mayRecover(live) {
+	if !h.s.mayRecover(live, live) {
 		t.Fatal("a live session may not recover")
 	}
+	// Another session's or user's credentials never take over its state.
+	if h.s.mayRecover(live, auth.Identity{UserID: userA, SessionID: sessA2}) || h.s.mayRecover(live, auth.Identity{UserID: userB, SessionID: sessB}) {
+		t.Fatal("a socket recovered another session's state")
+	}
 	h.s.revoke(userA, []string{sessA})
-	if h.s.mayRecover(live) {
+	if h.s.mayRecover(live, live) {
 		t.Fatal("an ended session may recover, missed packets and all")
 	}
-	if h.s.mayRecover("not ours") || h.s.mayRecover(nil) {
+	if h.s.mayRecover("not ours", live) || h.s.mayRecover(nil, live) {
 		t.Fatal("a session without an identity may recover")
 	}
 }

@@ -26,10 +26,12 @@ type Options struct {
 	// rooms and the events it missed. Zero (the default) is off, and then
 	// every event carries exactly its arguments, with no offset appended.
 	RecoveryWindow time.Duration
-	// AcceptRecovery, when set, decides whether a socket may take back a
-	// disconnected session whose Data was data (before the middlewares
-	// run); refused, it connects as a new socket.
-	AcceptRecovery func(s *Socket, data any) bool
+	// AcceptRecovery, when set, decides whether a socket that passed the
+	// middlewares (s.Data is what they set) may take back the disconnected
+	// session whose Data was previous; refused, it connects as a new
+	// socket. Recovery runs after the middlewares, so a refused handshake
+	// never sees a missed packet.
+	AcceptRecovery func(s *Socket, previous any) bool
 	// Adapter builds each namespace's adapter; default NewLocalAdapter.
 	Adapter func(*Namespace) Adapter
 	// MaxAttachments bounds the binary attachments one packet may announce
@@ -352,14 +354,14 @@ func (c *client) connect(name string, auth map[string]any) {
 		auth = map[string]any{}
 	}
 	s := newSocket(nsp, c, auth)
-	if c.srv.opts.RecoveryWindow > 0 && c.conn.Protocol() == 4 {
-		s.restore(auth)
-	}
 	for _, mw := range nsp.middlewares() {
 		if err := mw(s); err != nil {
 			c.refuse(s, err)
 			return
 		}
+	}
+	if c.srv.opts.RecoveryWindow > 0 && c.conn.Protocol() == 4 {
+		s.restore(auth)
 	}
 	c.mu.Lock()
 	if c.closed {

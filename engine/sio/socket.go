@@ -295,7 +295,12 @@ func (s *Socket) restore(auth map[string]any) {
 	if fn := s.nsp.server.opts.AcceptRecovery; fn != nil && !fn(s, sess.Data) {
 		return
 	}
-	s.id, s.pid, s.data = sess.SID, sess.PID, sess.Data
+	s.id, s.pid = sess.SID, sess.PID
+	s.mu.Lock()
+	if s.data == nil {
+		s.data = sess.Data // the middlewares set none of their own
+	}
+	s.mu.Unlock()
 	s.recovered, s.oldRooms, s.missed = true, sess.Rooms, sess.MissedPackets
 }
 
