@@ -201,10 +201,8 @@ func (srv *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		switch {
-		case upgrade && transport == "websocket":
-			srv.serveUpgrade(w, r, s)
 		case upgrade:
-			abort(w, upgrade, codeBadRequest, "")
+			srv.serveUpgrade(w, r, s)
 		case r.Method == http.MethodGet:
 			srv.servePoll(w, r, s)
 		case r.Method == http.MethodPost:
