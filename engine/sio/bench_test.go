@@ -56,18 +56,15 @@ func (c *nullConn) send(*frames) error { c.n++; return nil }
 func BenchmarkBroadcast(b *testing.B) {
 	s := NewServer(Options{})
 	defer s.Close()
-	ids := make([]string, 0, 1000)
-	for i := range 1000 {
+	var last *Socket
+	s.Sockets().OnConnection(func(sock *Socket) { last = sock })
+	ids := make([]string, 1000)
+	for i := range ids {
 		c := &nullConn{fakeConn: fakeConn{id: "c" + strconv.Itoa(i), proto: 4, changed: make(chan struct{})}}
 		s.accept(c, newHandshake(nil, "", nil))
 		c.h.OnMessage([]byte("0"), false)
-		ids = append(ids, socketIDs(s.Sockets())[0])
-		for _, id := range socketIDs(s.Sockets()) {
-			if s.Sockets().Socket(id).client.conn == engineConn(c) {
-				s.Sockets().Socket(id).Join("chat:" + strconv.Itoa(i/10))
-				ids[i] = id
-			}
-		}
+		last.Join("chat:" + strconv.Itoa(i/10))
+		ids[i] = last.ID()
 	}
 	op := s.Sockets().To("chat:7").Except(ids[70])
 	b.ReportAllocs()
