@@ -194,7 +194,7 @@ func (e *engine) emit(to, except []string, event string, payload any) {
 	if len(to) == 0 {
 		return // never the whole namespace by accident
 	}
-	if err := e.nsp.To(to...).Except(except...).Emit(event, payload); err != nil {
+	if err := e.nsp.Broadcast(sio.BroadcastOptions{Rooms: to, Except: except}, event, payload); err != nil {
 		e.s.log.Error("socket broadcast: encode", "event", event, "err", err)
 	}
 }

@@ -301,7 +301,8 @@ func (a *LocalAdapter) store(p *Packet, data []any, opts BroadcastOptions) *Pack
 		clear(a.packets[:drop])
 		a.packets = a.packets[drop:]
 	}
-	a.packets = append(a.packets, storedPacket{id: id, at: now, opts: opts, data: withOffset})
+	kept := BroadcastOptions{Rooms: slices.Clone(opts.Rooms), Except: slices.Clone(opts.Except), Flags: opts.Flags}
+	a.packets = append(a.packets, storedPacket{id: id, at: now, opts: kept, data: withOffset})
 	a.recMu.Unlock()
 	return &Packet{Type: p.Type, Nsp: p.Nsp, ID: p.ID, Data: withOffset}
 }

@@ -135,6 +135,12 @@ func (n *Namespace) Emit(event string, args ...any) error {
 	return (&Operator{nsp: n}).Emit(event, args...)
 }
 
+// Broadcast sends an event to the sockets opts selects: Operator.Emit
+// without building an Operator (opts' slices are not kept).
+func (n *Namespace) Broadcast(opts BroadcastOptions, event string, args ...any) error {
+	return (&Operator{nsp: n, opts: opts}).Emit(event, args...)
+}
+
 // Operator is a broadcast being built: To, Except and flags, then Emit or
 // a room operation. Each method returns a new Operator.
 type Operator struct {
