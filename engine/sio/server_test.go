@@ -151,20 +151,26 @@ func sidOf(t *testing.T, frame string) string {
 	return strings.Split(frame, `"`)[3]
 }
 
+// echo is the suites' handler: "message" comes back as "message-back",
+// "message-with-ack" is acked with its arguments; "join" joins a room.
+func echo(sock *Socket) EventHandler {
+	return func(event string, args []any, ack AckFunc) {
+		switch event {
+		case "message":
+			_ = sock.Emit("message-back", args...)
+		case "message-with-ack":
+			ack(args...)
+		case "join":
+			sock.Join(args[0].(string))
+		}
+	}
+}
+
 func echoServer(t *testing.T, opts Options) *testServer {
 	s := newTestServer(t, opts)
 	s.Sockets().OnConnection(func(sock *Socket) {
 		_ = sock.Emit("auth", sock.Auth())
-		sock.OnEvent(func(event string, args []any, ack AckFunc) {
-			switch event {
-			case "message":
-				_ = sock.Emit("message-back", args...)
-			case "message-with-ack":
-				ack(args...)
-			case "join":
-				sock.Join(args[0].(string))
-			}
-		})
+		sock.OnEvent(echo(sock))
 	})
 	s.Of("/custom").OnConnection(func(sock *Socket) { _ = sock.Emit("auth", sock.Auth()) })
 	return s

@@ -25,16 +25,7 @@ func startWire(t *testing.T) string {
 	// that short; the websocket readers skip pings (no pong is due
 	// before the long timeout).
 	s := NewServer(Options{Engine: eio.Options{AllowEIO3: true, PingInterval: time.Second, PingTimeout: 10 * time.Second}})
-	s.Sockets().OnConnection(func(sock *Socket) {
-		sock.OnEvent(func(event string, args []any, ack AckFunc) {
-			switch event {
-			case "message":
-				_ = sock.Emit("message-back", args...)
-			case "message-with-ack":
-				ack(args...)
-			}
-		})
-	})
+	s.Sockets().OnConnection(func(sock *Socket) { sock.OnEvent(echo(sock)) })
 	ts := httptest.NewServer(s)
 	t.Cleanup(func() { s.Close(); ts.Close() })
 	return ts.URL
