@@ -106,10 +106,12 @@ type Socket struct {
 	posting     bool
 
 	// websocket
-	ws      *wsConn
-	writing bool // a writer goroutine is running
-	wsClose bool // the writer ends the connection with a close frame once the queue is written
-	upg     *upgrade
+	ws        *wsConn
+	writing   bool // a writer goroutine is running
+	wsClose   bool // the writer ends the connection with a close frame once the queue is written
+	closeCode ws.StatusCode
+	readDone  bool // the read loop ended: the writer closes the connection when it is done
+	upg       *upgrade
 }
 
 // upgrade is a websocket probing to take over a polling session.

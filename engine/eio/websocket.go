@@ -111,15 +111,21 @@ func (s *Socket) readLoop(c *wsConn) {
 	if st.msg != nil {
 		putBuf(st.msg)
 	}
-	c.conn.Close()
-	s.wsGone(c, st.reason)
+	s.readEnded(c, st)
 }
 
 // frameReader is what a read loop carries from one frame to the next.
 type frameReader struct {
 	msg       *[]byte // the message being assembled from fragments
 	msgBinary bool
-	reason    string // the close reason once the loop ends
+	reason    string        // the close reason once the loop ends
+	code      ws.StatusCode // the close frame the client gets, if any
+}
+
+// closeWith ends the read loop with a close frame carrying code.
+func (st *frameReader) closeWith(code ws.StatusCode, reason string) bool {
+	st.code, st.reason = code, reason
+	return false
 }
 
 func (st *frameReader) fail(err error) {
@@ -138,9 +144,7 @@ func (s *Socket) readFrame(c *wsConn, st *frameReader) bool {
 	}
 	if op.IsControl() {
 		if !fin || length > 125 {
-			s.protocolError(c, ws.StatusProtocolError)
-			st.reason = ReasonTransportError
-			return false
+			return st.closeWith(ws.StatusProtocolError, ReasonTransportError)
 		}
 		bp := getBuf()
 		defer putBuf(bp)
@@ -152,8 +156,7 @@ func (s *Socket) readFrame(c *wsConn, st *frameReader) bool {
 		ws.Cipher(p, mask, 0)
 		switch op {
 		case ws.OpClose:
-			s.answerClose(c)
-			return false
+			return st.closeWith(ws.StatusNormalClosure, ReasonTransportClose)
 		case ws.OpPing:
 			s.mu.Lock()
 			if s.ws == c && s.state == stOpen {
@@ -165,9 +168,7 @@ func (s *Socket) readFrame(c *wsConn, st *frameReader) bool {
 	}
 	switch {
 	case op == ws.OpContinuation && st.msg == nil, op != ws.OpContinuation && st.msg != nil, op != ws.OpContinuation && op != ws.OpText && op != ws.OpBinary:
-		s.protocolError(c, ws.StatusProtocolError)
-		st.reason = ReasonTransportError
-		return false
+		return st.closeWith(ws.StatusProtocolError, ReasonTransportError)
 	}
 	if st.msg == nil {
 		st.msg = getBuf()
@@ -175,9 +176,8 @@ func (s *Socket) readFrame(c *wsConn, st *frameReader) bool {
 	}
 	have := int64(len(*st.msg))
 	if have+length > s.srv.opts.MaxHTTPBufferSize {
-		s.protocolError(c, ws.StatusMessageTooBig) // the reference: "Max payload size exceeded"
-		st.reason = ReasonTransportError
-		return false
+		// the reference: "Max payload size exceeded"
+		return st.closeWith(ws.StatusMessageTooBig, ReasonTransportError)
 	}
 	*st.msg = growTo(*st.msg, int(have+length))
 	p := (*st.msg)[have:]
@@ -192,9 +192,7 @@ func (s *Socket) readFrame(c *wsConn, st *frameReader) bool {
 	data := *st.msg
 	s.srv.metrics.bytesIn[tpWebSocket].Add(float64(len(data)))
 	if !st.msgBinary && !utf8.Valid(data) {
-		s.protocolError(c, ws.StatusInvalidFramePayloadData)
-		st.reason = ReasonTransportError
-		return false
+		return st.closeWith(ws.StatusInvalidFramePayloadData, ReasonTransportError)
 	}
 	s.onWSMessage(c, data, st.msgBinary)
 	putBuf(st.msg)
@@ -273,52 +271,48 @@ func isNetClosed(err error) bool {
 	return false
 }
 
-// protocolError ends the connection with a close frame carrying code (if nobody else is writing).
-func (s *Socket) protocolError(c *wsConn, code ws.StatusCode) {
-	s.writeDirect(c, ws.NewCloseFrameBody(code, ""), true)
-}
-
-// answerClose replies to the client's close frame.
-func (s *Socket) answerClose(c *wsConn) {
-	s.writeDirect(c, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""), true)
-}
-
-// writeDirect writes one frame from the read loop, which may write only when no writer
-// goroutine owns the connection (a probe has none; an active socket's writer may be running).
-func (s *Socket) writeDirect(c *wsConn, payload []byte, closeFrame bool) {
-	s.mu.Lock()
-	if s.ws == c {
-		if s.writing {
-			s.mu.Unlock()
-			return
-		}
-		s.writing = true // keeps a writer from starting while this frame goes out
-	}
-	s.mu.Unlock()
-	op := ws.OpText
-	if closeFrame {
-		op = ws.OpClose
-	}
+// writeProbe writes one text frame to a websocket that is probing to upgrade a session: its
+// read loop is the only writer it has (the abandon path's close frame is a whole Write too,
+// and net.Conn serialises whole Writes).
+func writeProbe(c *wsConn, text string) {
 	bp := getBuf()
-	*bp = appendWSFrame(*bp, op, 0, payload)
+	*bp = appendWSFrame(*bp, ws.OpText, 0, text)
 	_ = c.conn.SetWriteDeadline(time.Now().Add(wsCloseGrace))
 	_, _ = c.conn.Write(*bp)
+	_ = c.conn.SetWriteDeadline(time.Time{})
 	putBuf(bp)
 }
 
-// wsGone runs when a connection's read loop ends.
-func (s *Socket) wsGone(c *wsConn, reason string) {
+// readEnded runs when a connection's read loop ends. For the socket's websocket it ends the
+// socket (with a close frame when st says so) and settles who closes the connection: the read
+// loop if no writer is running, else the writer once it is done (readDone).
+func (s *Socket) readEnded(c *wsConn, st *frameReader) {
 	s.mu.Lock()
 	if u := s.upg; u != nil && u.conn == c {
 		s.abortUpgradeLocked()
 		s.mu.Unlock()
 		return
 	}
-	if s.ws == c {
-		s.endUnlock(reason, endDrop)
+	if s.ws != c {
+		s.mu.Unlock()
+		c.conn.Close()
 		return
 	}
+	s.readDone = true
+	how := endDrop
+	if st.code != 0 {
+		s.closeCode = st.code
+		how = endClosePacket
+	}
+	ok := s.endLocked(st.reason, how)
+	closeNow := !s.writing
 	s.mu.Unlock()
+	if closeNow {
+		c.conn.Close()
+	}
+	if ok {
+		s.finish()
+	}
 }
 
 // onWSMessage handles one complete message from connection c: the socket's transport, or a
@@ -366,8 +360,7 @@ func (s *Socket) onProbePacket(u *upgrade, p packet, err error) {
 		u.probed = true
 		s.srv.sched.arm(&u.check, tUpgradeCheck, upgradeCheckInterval)
 		s.mu.Unlock()
-		s.writeDirect(u.conn, []byte("3probe"), false)
-		_ = u.conn.conn.SetWriteDeadline(time.Time{})
+		writeProbe(u.conn, "3probe")
 		return
 	case err == nil && p.typ == pUpgrade && s.state != stClosed:
 		s.upg = nil
@@ -408,11 +401,10 @@ func (s *Socket) writeLoop(c *wsConn) {
 	for {
 		s.mu.Lock()
 		q, cost := s.takeQueueLocked()
-		closeNow := s.wsClose
+		closeNow, code := s.wsClose, s.closeCode
 		if len(q) == 0 && !closeNow {
-			s.writing = false
 			s.returnQueueLocked(q, cost)
-			s.mu.Unlock()
+			s.writerDoneLocked(c)
 			return
 		}
 		s.mu.Unlock()
@@ -430,7 +422,10 @@ func (s *Socket) writeLoop(c *wsConn) {
 			}
 		}
 		if closeNow {
-			buf = appendWSFrame(buf, ws.OpClose, 0, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+			if code == 0 {
+				code = ws.StatusNormalClosure
+			}
+			buf = appendWSFrame(buf, ws.OpClose, 0, ws.NewCloseFrameBody(code, ""))
 			_ = c.conn.SetWriteDeadline(time.Now().Add(wsCloseGrace))
 		}
 		n, err := c.conn.Write(buf)
@@ -438,23 +433,40 @@ func (s *Socket) writeLoop(c *wsConn) {
 		*bp = buf
 		putBuf(bp)
 
-		s.mu.Lock()
-		s.returnQueueLocked(q, cost)
-		s.mu.Unlock()
 		if err != nil {
 			c.conn.Close()
 			s.end(ReasonTransportError, endDrop)
+			s.mu.Lock()
+			s.writerDoneLocked(c)
 			return
 		}
 		if closeNow {
-			// The close frame is out: half-close and let the read loop see the client's
-			// answer (or the grace deadline) and close the connection.
-			s.end(ReasonForcedClose, endClosePacket)
-			if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
-				_ = cw.CloseWrite()
+			s.end(ReasonForcedClose, endClosePacket) // a graceful Close ends here
+			s.mu.Lock()
+			if !s.readDone {
+				// The close frame is out: half-close and let the read loop see the client's
+				// answer (or the grace deadline) and close the connection.
+				if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+					_ = cw.CloseWrite()
+				}
+				_ = c.conn.SetReadDeadline(time.Now().Add(wsCloseGrace))
 			}
-			_ = c.conn.SetReadDeadline(time.Now().Add(wsCloseGrace))
+			s.writerDoneLocked(c)
 			return
 		}
+		s.mu.Lock()
+		s.returnQueueLocked(q, cost)
+		s.mu.Unlock()
+	}
+}
+
+// writerDoneLocked ends a writer goroutine; it closes the connection if the read loop has
+// already ended (and left that to the writer). It releases s.mu.
+func (s *Socket) writerDoneLocked(c *wsConn) {
+	s.writing = false
+	done := s.readDone
+	s.mu.Unlock()
+	if done {
+		c.conn.Close()
 	}
 }
