@@ -29,8 +29,8 @@ import (
 	mdriver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/store"
-	"github.com/parley-chat/parley/web"
 )
 
 const (
@@ -689,7 +689,7 @@ func TestOrphanSweep(t *testing.T) {
 
 		st := openTestStore(t, cfg)
 		// A cut-off in the future makes every file old enough.
-		n, err := web.SweepOrphans(t.Context(), st, time.Now().Add(time.Hour))
+		n, err := files.SweepOrphans(t.Context(), st, time.Now().Add(time.Hour))
 		if err != nil || n != 1 {
 			t.Fatalf("SweepOrphans = %d, %v; want 1 file removed", n, err)
 		}
@@ -702,7 +702,7 @@ func TestOrphanSweep(t *testing.T) {
 		}
 		// The real cut-off (ORPHAN_FILE_TTL ago) spares a file just uploaded.
 		fresh := uploadFile(t, srv, a.Token, filePart("fresh.txt", "", []byte("new")))["id"].(string)
-		if n, err := web.SweepOrphans(t.Context(), st, time.Now().Add(-cfg.OrphanFileTTL)); err != nil || n != 0 {
+		if n, err := files.SweepOrphans(t.Context(), st, time.Now().Add(-cfg.OrphanFileTTL)); err != nil || n != 0 {
 			t.Fatalf("sweep with the configured TTL = %d, %v; want nothing removed", n, err)
 		}
 		if r := get(t, srv.URL+"/api/files/"+fresh, a.Token); r.Status != 200 {

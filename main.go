@@ -23,6 +23,7 @@ import (
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
@@ -55,7 +56,10 @@ func newLogger(cfg Config, w *os.File) *slog.Logger {
 }
 
 // run serves until ctx ends, then shuts down gracefully. When started is
-// not nil it receives the address the server listens on.
+// not nil it receives the address the server listens on. Each step's
+// cleanup is deferred here, so shutdown runs them in reverse: the HTTP
+// server drains, the sockets close, the chat writer and the sweep stop,
+// then the cache, the sessions and the store close.
 func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- string) error {
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -66,45 +70,22 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 			log.Error("close store", "err", err)
 		}
 	}()
-
-	var (
-		cache   session.Cache = session.NewMemoryCache()
-		counter auth.Counter  = auth.NewMemoryCounter()
-		cacheP  web.Pinger    = cache
-		rdb     *redis.Client
-	)
-	if cfg.RedisURL != "" {
-		rdb, err = redisconn.Open(cfg.RedisURL)
-		if err != nil {
-			return &ConfigError{Var: "REDIS_URL", Reason: "invalid value: " + err.Error()}
-		}
-		redis.SetLogger(redisLogger{log})
-		defer rdb.Close()
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			log.Warn("redis unreachable at start-up; sessions are checked against the database until it is back", "err", err)
-		}
-		cache = session.NewRedisCache(rdb)
-		cacheP = cache
-		counter = auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log)
-	} else {
-		log.Info("REDIS_URL is not set: in-process session cache, single node")
-	}
-
-	secret, err := cfg.jwtSecret(log)
+	cache, closeCache, err := openCache(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	passwords, err := auth.NewPasswords(cfg.BcryptCost)
+	defer closeCache()
+	sessions := session.NewManager(st, cache.sessions, cfg.TokenTTL, log)
+	defer sessions.Close()
+	accounts, err := newAccounts(cfg, log, st, sessions, cache.counter)
 	if err != nil {
-		return &ConfigError{Var: "BCRYPT_COST", Reason: err.Error()}
+		return err
 	}
-	sessions := session.NewManager(st, cache, cfg.TokenTTL, log)
-	accounts := auth.NewAccounts(st, sessions, passwords, auth.NewTokens(secret), auth.NewThrottle(counter), log)
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	chats := chat.New(st, nil, chat.DefaultLimits, log)
+	fileSvc := files.New(st, chats, files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes}, log)
 	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins}, events.Deps{
 		Log: log, Accounts: accounts, Chats: chats, Users: st, Sessions: sessions, Registerer: reg,
 	})
@@ -113,29 +94,86 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	}
 	defer sock.Close()
 	chats.SetBroadcaster(sock)
-	chatCtx, stopChats := context.WithCancel(context.WithoutCancel(ctx))
-	chatsDone := make(chan struct{})
-	go func() { chats.Run(chatCtx); close(chatsDone) }()
-	defer func() { stopChats(); <-chatsDone }()
+	defer runChatWriter(ctx, chats)()
+	defer runSweeper(ctx, cfg, st, log)()
 
 	handler := web.NewRouter(web.Deps{
-		Log: log, Accounts: accounts, Sessions: sessions, Users: st, Chats: chats, Presence: sock, Socket: sock.Handler(),
-		Files: st, UploadMaxBytes: cfg.UploadMaxBytes, AvatarMaxBytes: cfg.AvatarMaxBytes,
-		Ready:       map[string]web.Pinger{"database": st, "cache": cacheP},
-		Registry:    reg,
-		CORSOrigins: cfg.CORSOrigins,
+		Log: log, Accounts: accounts, Users: st, Chats: chats, Presence: sock, Socket: sock.Handler(), Files: fileSvc,
+		Ready:         map[string]web.Pinger{"database": st, "cache": cache.sessions},
+		Registry:      reg,
+		CORSOrigins:   cfg.CORSOrigins,
+		SecureCookies: cfg.CookieSecure,
 	})
+	return serve(ctx, cfg, log, handler, sock.Close, started)
+}
 
-	// Uploads never attached are swept a few times per ORPHAN_FILE_TTL, at
-	// most hourly; the sweep stops before the store closes.
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	sweepDone := make(chan struct{})
+// caches are what Redis backs when REDIS_URL is set, else this process.
+type caches struct {
+	sessions interface {
+		session.Cache
+		web.Pinger
+	}
+	counter auth.Counter
+}
+
+// openCache connects to Redis when configured; the returned func closes it.
+func openCache(ctx context.Context, cfg Config, log *slog.Logger) (caches, func(), error) {
+	if cfg.RedisURL == "" {
+		log.Info("REDIS_URL is not set: in-process session cache, single node")
+		return caches{sessions: session.NewMemoryCache(), counter: auth.NewMemoryCounter()}, func() {}, nil
+	}
+	rdb, err := redisconn.Open(cfg.RedisURL)
+	if err != nil {
+		return caches{}, nil, &ConfigError{Var: "REDIS_URL", Reason: "invalid value: " + err.Error()}
+	}
+	redis.SetLogger(redisLogger{log})
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		log.Warn("redis unreachable at start-up; sessions are checked against the database until it is back", "err", err)
+	}
+	c := caches{sessions: session.NewRedisCache(rdb), counter: auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log)}
+	return c, func() { _ = rdb.Close() }, nil
+}
+
+// newAccounts builds the account service: the signing secret, the password
+// hashing cost and the login throttle.
+func newAccounts(cfg Config, log *slog.Logger, st store.Store, sessions *session.Manager, counter auth.Counter) (*auth.Accounts, error) {
+	secret, err := cfg.jwtSecret(log)
+	if err != nil {
+		return nil, err
+	}
+	passwords, err := auth.NewPasswords(cfg.BcryptCost)
+	if err != nil {
+		return nil, &ConfigError{Var: "BCRYPT_COST", Reason: err.Error()}
+	}
+	return auth.NewAccounts(st, sessions, passwords, auth.NewTokens(secret), auth.NewThrottle(counter), log), nil
+}
+
+// runChatWriter runs the chat service's writer until the returned func is
+// called at shutdown; it outlives ctx so sends in flight can finish.
+func runChatWriter(ctx context.Context, chats *chat.Service) (stop func()) {
+	chatCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { chats.Run(chatCtx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// runSweeper removes uploads never attached, a few times per
+// ORPHAN_FILE_TTL and at most hourly, until the returned func is called
+// (before the store closes).
+func runSweeper(ctx context.Context, cfg Config, st store.Store, log *slog.Logger) (stop func()) {
+	sweepCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
-		web.RunSweeper(sweepCtx, st, min(max(cfg.OrphanFileTTL/4, time.Minute), time.Hour), cfg.OrphanFileTTL, log)
-		close(sweepDone)
+		files.RunSweeper(sweepCtx, st, min(max(cfg.OrphanFileTTL/4, time.Minute), time.Hour), cfg.OrphanFileTTL, log)
+		close(done)
 	}()
-	defer func() { stopSweep(); <-sweepDone }()
+	return func() { cancel(); <-done }
+}
 
+// serve listens and serves handler until ctx ends, then drains in-flight
+// requests for at most SHUTDOWN_TIMEOUT. onShutdown runs when draining
+// starts.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, handler http.Handler, onShutdown func(), started chan<- string) error {
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -148,7 +186,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	}
 	// Long-polling requests are open handlers: close the sockets while the
 	// server drains, or Shutdown would wait for them.
-	srv.RegisterOnShutdown(sock.Close)
+	srv.RegisterOnShutdown(onShutdown)
 	log.Info("parley listening", "addr", ln.Addr().String(), "store", storeName(cfg), "cache", cacheName(cfg))
 	if started != nil {
 		started <- ln.Addr().String()

@@ -133,6 +133,48 @@ func NewMessage(m *store.Message) Message {
 	}
 }
 
+// History is a page of a chat's messages, as REST answers it and as the
+// chat:history ack carries it (beside "ok").
+type History struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"hasMore"`
+}
+
+// NewHistory renders a page of messages.
+func NewHistory(msgs []store.Message, more bool) History {
+	out := make([]Message, len(msgs))
+	for i := range msgs {
+		out[i] = NewMessage(&msgs[i])
+	}
+	return History{Messages: out, HasMore: more}
+}
+
+// Read is the message:read event.
+type Read struct {
+	ChatID string `json:"chatId"`
+	UserID string `json:"userId"`
+	Seq    int64  `json:"seq"`
+}
+
+// Typing is the typing event.
+type Typing struct {
+	ChatID   string `json:"chatId"`
+	UserID   string `json:"userId"`
+	IsTyping bool   `json:"isTyping"`
+}
+
+// ChatRemoved is the chat:removed event.
+type ChatRemoved struct {
+	ChatID string `json:"chatId"`
+}
+
+// Presence is the presence event and one entry of the presence:get ack.
+type Presence struct {
+	UserID     string `json:"userId"`
+	Online     bool   `json:"online"`
+	LastSeenAt Time   `json:"lastSeenAt"`
+}
+
 // File is the file object.
 type File struct {
 	ID          string `json:"id"`
