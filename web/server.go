@@ -90,6 +90,9 @@ type server struct {
 
 // NewRouter returns the whole HTTP handler.
 func NewRouter(d Deps) http.Handler {
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
 	s := &server{
 		log: d.Log, accounts: d.Accounts, users: d.Users, presence: d.Presence,
 		chats: d.Chats, ready: d.Ready, metrics: NewMetrics(d.Registry), secureCookies: d.SecureCookies,
@@ -100,10 +103,6 @@ func NewRouter(d Deps) http.Handler {
 	}
 	if s.presence == nil {
 		s.presence = noPresence{}
-	}
-	if d.Registry == nil {
-		d.Registry = prometheus.NewRegistry()
-		s.metrics = NewMetrics(d.Registry)
 	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.observe)
