@@ -181,18 +181,24 @@ func (s *Service) setAvatar(ctx context.Context, uid, fileID string) (*store.Use
 
 var errNoFile = apperr.New(apperr.NotFound, "no such file")
 
+// find loads the record under id; a malformed or unknown id is notFound.
+func find[T any](ctx context.Context, id string, load func(context.Context, string) (*T, error), notFound error) (*T, error) {
+	if !store.ValidID(id) {
+		return nil, notFound
+	}
+	v, err := load(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound
+	}
+	return v, err
+}
+
 // Readable is the file if userID may read it: its uploader, or a member of
 // a chat with a message that carries it (asked of the chat service, which
 // caches membership). Anything else answers not_found, so a file's
 // existence is not leaked.
 func (s *Service) Readable(ctx context.Context, userID, id string) (*store.File, error) {
-	if !store.ValidID(id) {
-		return nil, errNoFile
-	}
-	f, err := s.st.FileByID(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errNoFile
-	}
+	f, err := find(ctx, id, s.st.FileByID, errNoFile)
 	if err != nil {
 		return nil, err
 	}
@@ -218,24 +224,15 @@ func (s *Service) Readable(ctx context.Context, userID, id string) (*store.File,
 // Avatar is the avatar file of user uid; anyone signed in may read it.
 func (s *Service) Avatar(ctx context.Context, uid string) (*store.File, error) {
 	notFound := apperr.New(apperr.NotFound, "no such avatar")
-	if !store.ValidID(uid) {
-		return nil, notFound
-	}
-	u, err := s.st.UserByID(ctx, uid)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound
-	}
+	u, err := find(ctx, uid, s.st.UserByID, notFound)
 	if err != nil {
 		return nil, err
 	}
 	if u.AvatarFileID == "" {
 		return nil, notFound
 	}
-	f, err := s.st.FileByID(ctx, u.AvatarFileID)
-	if errors.Is(err, store.ErrNotFound) { // replaced meanwhile
-		return nil, notFound
-	}
-	return f, err
+	// Not found when it was replaced meanwhile.
+	return find(ctx, u.AvatarFileID, s.st.FileByID, notFound)
 }
 
 // Open returns a seekable reader of f's bytes.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strconv"
@@ -82,16 +83,16 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) logout(w http.ResponseWriter, r *http.Request) error {
-	if err := s.accounts.Logout(r.Context(), identityFrom(r.Context())); err != nil {
-		return err
-	}
-	s.clearCookie(w, r)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.signOut(w, r, s.accounts.Logout)
 }
 
 func (s *server) logoutAll(w http.ResponseWriter, r *http.Request) error {
-	if err := s.accounts.LogoutAll(r.Context(), identityFrom(r.Context())); err != nil {
+	return s.signOut(w, r, s.accounts.LogoutAll)
+}
+
+// signOut ends the caller's session(s) with end and clears the cookie.
+func (s *server) signOut(w http.ResponseWriter, r *http.Request, end func(context.Context, auth.Identity) error) error {
+	if err := end(r.Context(), identityFrom(r.Context())); err != nil {
 		return err
 	}
 	s.clearCookie(w, r)
