@@ -16,20 +16,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/auth"
-	"github.com/parley-chat/parley/chat"
-	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/files"
+	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	mongostore "github.com/parley-chat/parley/store/mongo"
 	"github.com/parley-chat/parley/store/sqlite"
-	"github.com/parley-chat/parley/web"
 )
 
 func main() {
@@ -58,8 +54,8 @@ func newLogger(cfg Config, w *os.File) *slog.Logger {
 // run serves until ctx ends, then shuts down gracefully. When started is
 // not nil it receives the address the server listens on. Each step's
 // cleanup is deferred here, so shutdown runs them in reverse: the HTTP
-// server drains, the sockets close, the chat writer and the sweep stop,
-// then the cache, the sessions and the store close.
+// server drains (closing the sockets first), the sweep stops, the services
+// stop, then the cache and the store close.
 func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- string) error {
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -75,45 +71,28 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		return err
 	}
 	defer closeCache()
-	sessions := session.NewManager(st, cache.sessions, cfg.TokenTTL, log)
-	defer sessions.Close()
-	accounts, err := newAccounts(cfg, log, st, sessions, cache.counter)
+	secret, err := cfg.jwtSecret(log)
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	chats := chat.New(st, nil, chat.DefaultLimits, log)
-	fileSvc := files.New(st, chats, files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes}, log)
-	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins}, events.Deps{
-		Log: log, Accounts: accounts, Chats: chats, Users: st, Sessions: sessions, Registerer: reg,
+	a, err := app.Build(app.Options{
+		Log: log, Store: st, Cache: cache.sessions, Counter: cache.counter,
+		Secret: secret, BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
+		FileLimits:   files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes},
+		CookieSecure: cfg.CookieSecure,
 	})
 	if err != nil {
-		return fmt.Errorf("socket.io server: %w", err)
+		return err
 	}
-	defer sock.Close()
-	chats.SetBroadcaster(sock)
-	defer runChatWriter(ctx, chats)()
+	defer a.Close()
 	defer runSweeper(ctx, cfg, st, log)()
-
-	handler := web.NewRouter(web.Deps{
-		Log: log, Accounts: accounts, Users: st, Chats: chats, Presence: sock, Socket: sock.Handler(), Files: fileSvc,
-		Ready:         map[string]web.Pinger{"database": st, "cache": cache.sessions},
-		Registry:      reg,
-		CORSOrigins:   cfg.CORSOrigins,
-		SecureCookies: cfg.CookieSecure,
-	})
-	return serve(ctx, cfg, log, handler, sock.Close, started)
+	return serve(ctx, cfg, log, a.Handler, a.Sockets.Close, started)
 }
 
 // caches are what Redis backs when REDIS_URL is set, else this process.
 type caches struct {
-	sessions interface {
-		session.Cache
-		web.Pinger
-	}
-	counter auth.Counter
+	sessions app.Cache
+	counter  auth.Counter
 }
 
 // openCache connects to Redis when configured; the returned func closes it.
@@ -132,29 +111,6 @@ func openCache(ctx context.Context, cfg Config, log *slog.Logger) (caches, func(
 	}
 	c := caches{sessions: session.NewRedisCache(rdb), counter: auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log)}
 	return c, func() { _ = rdb.Close() }, nil
-}
-
-// newAccounts builds the account service: the signing secret, the password
-// hashing cost and the login throttle.
-func newAccounts(cfg Config, log *slog.Logger, st store.Store, sessions *session.Manager, counter auth.Counter) (*auth.Accounts, error) {
-	secret, err := cfg.jwtSecret(log)
-	if err != nil {
-		return nil, err
-	}
-	passwords, err := auth.NewPasswords(cfg.BcryptCost)
-	if err != nil {
-		return nil, &ConfigError{Var: "BCRYPT_COST", Reason: err.Error()}
-	}
-	return auth.NewAccounts(st, sessions, passwords, auth.NewTokens(secret), auth.NewThrottle(counter), log), nil
-}
-
-// runChatWriter runs the chat service's writer until the returned func is
-// called at shutdown; it outlives ctx so sends in flight can finish.
-func runChatWriter(ctx context.Context, chats *chat.Service) (stop func()) {
-	chatCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() { chats.Run(chatCtx); close(done) }()
-	return func() { cancel(); <-done }
 }
 
 // runSweeper removes uploads never attached, a few times per
