@@ -317,22 +317,21 @@ func (c *contractErrorWriter) WriteHeader(code int) {
 		return
 	}
 	c.failed = true
-	var e *apperr.Error
+	var err error
 	switch {
 	case code == http.StatusRequestedRangeNotSatisfiable:
-		e = &apperr.Error{Code: apperr.InvalidInput, Message: "the requested range is not satisfiable", Status: code}
+		err = &apperr.Error{Code: apperr.InvalidInput, Message: "the requested range is not satisfiable", Status: code}
 	case code < 500:
-		e = &apperr.Error{Code: apperr.InvalidInput, Message: http.StatusText(code), Status: code}
+		err = &apperr.Error{Code: apperr.InvalidInput, Message: http.StatusText(code), Status: code}
 	default:
-		c.s.log.Error("serving a file failed", "path", c.r.URL.Path, "status", code)
-		e = apperr.New(apperr.Internal, "internal error")
+		err = fmt.Errorf("serving a file failed with status %d", code) // logged, answered internal
 	}
 	// Content-Range (bytes */size) stays: it tells a 416's client the size.
 	h := c.Header()
 	for _, k := range []string{"Content-Disposition", "ETag", "Last-Modified", "Cache-Control", "Content-Length"} {
 		h.Del(k)
 	}
-	writeJSON(c.ResponseWriter, e.HTTPStatus(), e.Body())
+	writeError(c.ResponseWriter, c.r, c.s.log, err)
 }
 
 func (c *contractErrorWriter) Write(b []byte) (int, error) {

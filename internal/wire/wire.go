@@ -1,6 +1,8 @@
-// Package wire holds the JSON shapes of the contract's objects, shared by
-// the REST handlers and the socket events so both speak exactly alike.
-// Every field is always present; empty values are null.
+// Package wire owns what goes on the wire: the JSON shape of every object
+// and event of the contract. The chat service's broadcasts, the socket acks
+// and the REST answers all render through it, so they speak exactly alike;
+// services return domain records (store types, chat.View) and their callers
+// render them here. Every field is always present; empty values are null.
 package wire
 
 import (
