@@ -29,6 +29,9 @@ type Store interface {
 	MarkAttached(ctx context.Context, ids []string) error
 }
 
+// The file service asks the chat service who is in a chat.
+var _ files.Membership = (*Service)(nil)
+
 // View is a chat as one member sees it: its last message (nil for none)
 // and how many messages that member has not read. internal/wire renders it.
 type View struct {

@@ -16,6 +16,8 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/apperr"
 	"github.com/parley-chat/parley/store"
 )
@@ -54,6 +56,12 @@ type Accounts interface {
 	EndSession(ctx context.Context, who auth.Identity, sid string) error
 }
 
+var (
+	_ Accounts    = (*auth.Accounts)(nil)
+	_ ChatService = (*chat.Service)(nil)
+	_ Files       = (*files.Service)(nil)
+)
+
 // Deps is what the router needs.
 type Deps struct {
 	Log      *slog.Logger
@@ -70,7 +78,8 @@ type Deps struct {
 	// CORSOrigins: empty allows any origin without credentials; otherwise
 	// exactly these origins, with credentials.
 	CORSOrigins []string
-	// SecureCookies marks the token cookie Secure (behind TLS).
+	// SecureCookies marks the token cookie Secure (COOKIE_SECURE: behind a
+	// TLS proxy); a request that arrives over TLS gets a Secure one anyway.
 	SecureCookies bool
 	// Socket serves Socket.IO at /socket.io/; it answers CORS itself.
 	Socket http.Handler
