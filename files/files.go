@@ -63,7 +63,7 @@ const (
 
 	// maxReferringChats bounds how many chats carrying a file are asked
 	// about when someone other than its uploader reads it.
-	maxReferringChats = 100
+	maxReferringChats = 1000
 )
 
 // Service runs uploads, downloads and avatars.
