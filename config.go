@@ -38,6 +38,9 @@ type Config struct {
 	AvatarMaxBytes int64         `env:"AVATAR_MAX_BYTES" envDefault:"5242880"`
 	OrphanFileTTL  time.Duration `env:"ORPHAN_FILE_TTL" envDefault:"24h"`
 	ShutdownGrace  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// CookieSecure marks the token cookie Secure: set it behind a TLS proxy,
+	// where the request reaching Parley is plain HTTP.
+	CookieSecure bool `env:"COOKIE_SECURE" envDefault:"false"`
 
 	RecoveryWindow   time.Duration `env:"RECOVERY_WINDOW" envDefault:"0s"`
 	SocketQueueBytes int           `env:"SOCKET_QUEUE_BYTES" envDefault:"4194304"`

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/parley-chat/parley/internal/testenv/sioraw"
 )
 
 // TestPProfOnLoopbackOnly: PPROF=1 serves profiles on their own loopback
@@ -30,7 +32,7 @@ func TestPProfOnLoopbackOnly(t *testing.T) {
 func TestEngineMetrics(t *testing.T) {
 	srv := startServer(t, testConfig(t, "sqlite"))
 	a := signup(t, srv, "met")
-	connectSock(t, srv, a.Token)
+	sioraw.Dial(t, srv.URL, "", nil).MustConnect(a.Token)
 	// The Engine.IO socket opened before the namespace CONNECT was answered.
 	body := string(call(t, "GET", srv.URL+"/metrics", "", nil).Raw)
 	for _, name := range []string{"parley_engine_handshakes_total", "parley_engine_bytes_out_total", "parley_engine_queue_overflows_total"} {

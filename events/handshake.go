@@ -4,20 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/internal/apperr"
 )
 
-// tokenCookie is the cookie signup and login set (web's cookieName).
-const tokenCookie = "token"
-
 // handshakeToken finds a handshake's credential. The handshake auth object
 // (v3/v4 clients) comes first, then the token query parameter (v2 clients
-// cannot send auth), then what REST accepts: the Authorization header and
-// the token cookie, in web.TokenFromRequest's order.
+// cannot send auth), then what REST accepts (auth.TokenFromRequest).
 func handshakeToken(authData map[string]any, query url.Values, header http.Header) string {
 	if tok := stringish(authData["token"]); tok != "" {
 		return tok
@@ -25,17 +20,9 @@ func handshakeToken(authData map[string]any, query url.Values, header http.Heade
 	if tok := query.Get("token"); tok != "" {
 		return tok
 	}
-	if h := header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
-	}
-	if c, err := (&http.Request{Header: header}).Cookie(tokenCookie); err == nil {
-		return c.Value
-	}
-	return ""
+	// TokenFromRequest reads only the headers: the Authorization header,
+	// then the token cookie.
+	return auth.TokenFromRequest(&http.Request{Header: header})
 }
 
 // stringish reads a string, or the first of a list: an Engine.IO 3
