@@ -55,8 +55,9 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) 
 		case <-s.pollCh:
 		case <-r.Context().Done():
 			s.mu.Lock()
-			if s.final == finalNone && len(s.queue) == 0 && s.state == stOpen {
-				// The reference: "poll connection closed prematurely" is a transport error.
+			if s.final == finalNone && s.state != stClosed {
+				// The reference: "poll connection closed prematurely" is a transport error
+				// (what was queued for this GET would be written to nobody).
 				s.pollPending = false
 				s.endUnlock(ReasonTransportError, endDrop)
 				return
