@@ -1,0 +1,27 @@
+// Package redisadapter shares a Socket.IO namespace across servers through
+// Redis pub/sub, wire-compatible with the npm @socket.io/redis-adapter 8.x
+// (its classic, non-sharded adapter) and @socket.io/redis-emitter 5.x, so
+// Parley nodes, Node.js Socket.IO servers and emitters can share a cluster.
+//
+// On the wire (key prefix K, default "socket.io"; namespace N, default "/"):
+//   - K#N#       broadcasts to the whole namespace or to several rooms;
+//     K#N#room#  broadcasts to exactly one room (a node with no socket in
+//     that room ignores them). Each message is msgpack [uid, packet, opts]:
+//     packet {type, data, nsp[, id]} with binary arguments as msgpack bin,
+//     opts {rooms, except, flags}. Every node subscribes to the pattern K#N#*.
+//   - K-request#N#   requests, JSON text, except BROADCAST (acknowledged
+//     broadcast, msgpack): REMOTE_JOIN/LEAVE/DISCONNECT (fire and forget,
+//     applied by every node including the sender), REMOTE_FETCH, ALL_ROOMS,
+//     SOCKETS (answered), SERVER_SIDE_EMIT (answered when it has a requestId).
+//   - K-response#N# and K-response#N#<uid>#  answers, JSON, except
+//     BROADCAST_ACK (msgpack). How many answers to wait for is the number
+//     of subscribers of the request channel (PUBSUB NUMSUB).
+//
+// The adapter wraps this node's in-memory adapter (Local), as the Node
+// RedisAdapter extends the in-memory Adapter and calls super. Shim for
+// engine/sio's Adapter interface (to write once engine/sio lands): its
+// AddAll/Del/DelAll go straight to the local adapter (room membership stays
+// per node, as in Node); Broadcast, BroadcastWithAck, AddSockets, DelSockets,
+// DisconnectSockets, FetchSockets, ServerSideEmit go through this Adapter;
+// the local adapter implements Local.
+package redisadapter
