@@ -34,7 +34,9 @@ func nodeDir(t *testing.T) string {
 }
 
 // bin marks binary values in the JSON exchanged with the Node scripts.
-func bin(b []byte) map[string]any { return map[string]any{"$bin": base64.StdEncoding.EncodeToString(b)} }
+func bin(b []byte) map[string]any {
+	return map[string]any{"$bin": base64.StdEncoding.EncodeToString(b)}
+}
 
 // startAdapter runs an adapter for local on the Redis at url.
 func startAdapter(t *testing.T, url string, local Local) *Adapter {
