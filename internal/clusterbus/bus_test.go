@@ -1,0 +1,96 @@
+package clusterbus
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/testenv"
+)
+
+type node struct {
+	bus        *Bus
+	membership chan MembershipChange
+	revoked    chan SessionsRevoked
+	reconnects chan struct{}
+}
+
+func startNode(t *testing.T, url, id string) *node {
+	t.Helper()
+	n := &node{membership: make(chan MembershipChange, 8), revoked: make(chan SessionsRevoked, 8), reconnects: make(chan struct{}, 8)}
+	n.bus = New(testenv.RedisClient(t, url), Options{NodeID: id, OnReconnect: func() { n.reconnects <- struct{}{} }})
+	Handle(n.bus, TopicMembership, func(m MembershipChange) { n.membership <- m })
+	Handle(n.bus, TopicSessionsRevoked, func(s SessionsRevoked) { n.revoked <- s })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.bus.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.bus.Close() })
+	return n
+}
+
+func receive[T any](t *testing.T, ch chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no %s within 15 s", what)
+		var zero T
+		return zero
+	}
+}
+
+func TestBusNotices(t *testing.T) {
+	url := testenv.StartRedis(t).URL
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	ctx := context.Background()
+
+	if err := a.bus.Publish(ctx, TopicMembership, MembershipChange{ChatID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.bus.Publish(ctx, TopicSessionsRevoked, SessionsRevoked{UserID: "u1", SessionIDs: []string{"s1", "s2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, b.membership, "membership notice"); got.ChatID != "c1" {
+		t.Fatalf("b got %+v", got)
+	}
+	if got := receive(t, b.revoked, "revocation notice"); !reflect.DeepEqual(got, SessionsRevoked{UserID: "u1", SessionIDs: []string{"s1", "s2"}}) {
+		t.Fatalf("b got %+v", got)
+	}
+	// A node does not hear itself: b's own notice reaches a, then a's
+	// next notice is the first thing b hears.
+	if err := b.bus.Publish(ctx, TopicMembership, MembershipChange{ChatID: "from-b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, a.membership, "membership notice"); got.ChatID != "from-b" {
+		t.Fatalf("a got %+v", got)
+	}
+	if err := a.bus.Publish(ctx, TopicMembership, MembershipChange{ChatID: "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, b.membership, "membership notice"); got.ChatID != "c2" {
+		t.Fatalf("b got %+v, want c2 (its own notice must not come back)", got)
+	}
+}
+
+// After a Redis restart the bus subscribes again by itself, says so, and
+// receives notices published afterwards.
+func TestBusSurvivesRedisRestart(t *testing.T) {
+	redis := testenv.StartRedis(t)
+	a, b := startNode(t, redis.URL, "a"), startNode(t, redis.URL, "b")
+	ctx := context.Background()
+
+	redis.Restart(t)
+	receive(t, b.reconnects, "reconnect of b")
+	receive(t, a.reconnects, "reconnect of a")
+
+	if err := a.bus.Publish(ctx, TopicMembership, MembershipChange{ChatID: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, b.membership, "membership notice after the restart"); got.ChatID != "after" {
+		t.Fatalf("b got %+v", got)
+	}
+}
