@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ func startTracker(t *testing.T, url, node string) (*RedisTracker, chan presenceC
 	tr := NewRedisTracker(testenv.RedisClient(t, url), RedisTrackerOptions{
 		NodeID: node, Interval: testBeat, DeadAfter: testDeadAfter,
 		OnChange: func(u string, on bool) { changes <- presenceChange{u, on} },
+		Logger:   slog.New(slog.DiscardHandler),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -170,4 +172,24 @@ func TestRedisTrackerGoodbye(t *testing.T) {
 		t.Fatalf("goodbye took %v offline, want [x]", gone)
 	}
 	eventually(t, "b sees x offline", func() bool { return !b.Online("x") && b.Online("y") })
+}
+
+// A Redis restart loses every registration; each node's next beat finds
+// itself unknown and registers its connections again.
+func TestRedisTrackerRedisRestart(t *testing.T) {
+	redis := testenv.StartRedis(t)
+	ctx := context.Background()
+	a, changesA := startTracker(t, redis.URL, "a")
+	if _, err := a.Connect(ctx, "u1", "k1"); err != nil {
+		t.Fatal(err)
+	}
+	redis.Restart(t)
+	if got := nextChange(t, changesA); got != (presenceChange{"u1", true}) {
+		t.Fatalf("a reported %+v, want u1 back online", got)
+	}
+	b, _ := startTracker(t, redis.URL, "b")
+	if !b.Online("u1") {
+		t.Fatal("a node started after the restart does not see u1 online")
+	}
+	eventually(t, "a sees u1 online", func() bool { return a.Online("u1") })
 }
