@@ -50,7 +50,10 @@ type Options struct {
 	// PublishOnSpecificResponseChannel answers on the requester's own
 	// response channel, as the Node option of that name.
 	PublishOnSpecificResponseChannel bool
-	Logger                           *slog.Logger
+	// OnResubscribe runs once the adapter subscribed again after its Redis
+	// link dropped; broadcasts published meanwhile were lost.
+	OnResubscribe func()
+	Logger        *slog.Logger
 }
 
 // Adapter shares one namespace's broadcasts and socket operations with every
@@ -106,6 +109,9 @@ func New(rdb *redis.Client, local Local, opts Options) *Adapter {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.OnResubscribe == nil {
+		opts.OnResubscribe = func() {}
+	}
 	a := &Adapter{
 		rdb: rdb, local: local, opts: opts, uid: newUID(),
 		log:             opts.Logger.With("component", "redisadapter", "nsp", opts.Nsp),
@@ -143,14 +149,27 @@ func (a *Adapter) Start(ctx context.Context) error {
 			return fmt.Errorf("redisadapter: subscribe: unexpected %T", msg)
 		}
 	}
-	ch := a.ps.Channel(redis.WithChannelSize(1024))
+	ch := a.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	go func() {
 		defer close(a.done)
+		resubscribed := 0
 		for m := range ch {
-			if m.Pattern != "" {
-				a.onBroadcast(m.Channel, []byte(m.Payload))
-			} else {
-				a.onRequest(m.Channel, []byte(m.Payload))
+			switch m := m.(type) {
+			case *redis.Subscription:
+				if m.Kind != "subscribe" && m.Kind != "psubscribe" {
+					continue
+				}
+				if resubscribed++; resubscribed == 4 {
+					resubscribed = 0
+					a.log.Info("redis link back; subscribed again")
+					a.opts.OnResubscribe()
+				}
+			case *redis.Message:
+				if m.Pattern != "" {
+					a.onBroadcast(m.Channel, []byte(m.Payload))
+				} else {
+					a.onRequest(m.Channel, []byte(m.Payload))
+				}
 			}
 		}
 	}()

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,33 @@ func startAdapter(t *testing.T, url string, local Local) *Adapter {
 	}
 	t.Cleanup(func() { _ = a.Close() })
 	return a
+}
+
+// An adapter whose Redis restarts subscribes again by itself and receives
+// what the emitter publishes afterwards.
+func TestAdapterSurvivesRedisRestart(t *testing.T) {
+	redis := testenv.StartRedis(t)
+	local := newFakeLocal(map[string][]string{"s1": {"user:1"}})
+	resubscribed := make(chan struct{}, 1)
+	a := New(testenv.RedisClient(t, redis.URL), local, Options{
+		OnResubscribe: func() { resubscribed <- struct{}{} },
+		Logger:        slog.New(slog.DiscardHandler),
+	})
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+
+	redis.Restart(t)
+	select {
+	case <-resubscribed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the adapter did not subscribe again within 15 s")
+	}
+	runEmitter(t, redis.URL, []map[string]any{{"op": "emit", "to": []string{"user:1"}, "event": "back", "args": []any{}}})
+	if c := local.next(t); c.op != "broadcast" || c.packet.Data[0] != "back" {
+		t.Fatalf("after the restart: %+v", c)
+	}
 }
 
 // runEmitter runs the npm @socket.io/redis-emitter with ops and waits for it.
