@@ -51,10 +51,10 @@ type BroadcastOptions struct {
 // SocketDetails is a socket as FetchSockets returns it from any node; the
 // JSON names are those of @socket.io/redis-adapter's REMOTE_FETCH response.
 type SocketDetails struct {
-	ID        string         `json:"id"`
-	Handshake Handshake      `json:"handshake"`
-	Rooms     []string       `json:"rooms"`
-	Data      map[string]any `json:"data"`
+	ID        string    `json:"id"`
+	Handshake Handshake `json:"handshake"`
+	Rooms     []string  `json:"rooms"`
+	Data      any       `json:"data"`
 }
 
 // Handshake is the part of a socket's handshake Socket.IO shares.

@@ -157,8 +157,9 @@ func TestEmitterToAdapter(t *testing.T) {
 	}
 }
 
-// nodeServer is a running node-server.mjs: a Node.js Socket.IO server with
-// @socket.io/redis-adapter and one client of its own.
+// nodeServer is a running Node.js script: node-server.mjs (a Socket.IO
+// server with @socket.io/redis-adapter and one client of its own) or
+// client.mjs (a socket.io-client).
 type nodeServer struct {
 	stdin io.WriteCloser
 	lines chan map[string]any
@@ -167,9 +168,16 @@ type nodeServer struct {
 
 func startNodeServer(t *testing.T, url string, rooms ...string) *nodeServer {
 	t.Helper()
-	cmd := exec.Command("node", "node-server.mjs")
+	return startNodeScript(t, "node-server.mjs", "REDIS_URL="+url, "ROOMS="+strings.Join(rooms, ","))
+}
+
+// startNodeScript runs a script of scripts/cluster that says "ready" first
+// and ends when its stdin closes.
+func startNodeScript(t *testing.T, script string, env ...string) *nodeServer {
+	t.Helper()
+	cmd := exec.Command("node", script)
 	cmd.Dir = nodeDir(t)
-	cmd.Env = append(os.Environ(), "REDIS_URL="+url, "ROOMS="+strings.Join(rooms, ","))
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
@@ -216,18 +224,18 @@ func (n *nodeServer) expect(t *testing.T, key string) map[string]any {
 	select {
 	case m, ok := <-n.lines:
 		if !ok {
-			t.Fatalf("node-server.mjs ended before %q", key)
+			t.Fatalf("the node script ended before %q", key)
 		}
 		v, ok := m[key].(map[string]any)
 		if !ok {
 			if _, present := m[key]; present {
 				return m
 			}
-			t.Fatalf("node-server.mjs said %v, want %q", m, key)
+			t.Fatalf("the node script said %v, want %q", m, key)
 		}
 		return v
 	case <-time.After(15 * time.Second):
-		t.Fatalf("node-server.mjs did not say %q within 15 s", key)
+		t.Fatalf("the node script did not say %q within 15 s", key)
 		return nil
 	}
 }
