@@ -39,13 +39,11 @@ httpServer.listen(0, "127.0.0.1", () => {
   });
   client.on("disconnect", (reason) => say({ clientDisconnect: reason }));
   client.on("connect", () => {
-    // The adapter subscribes asynchronously; ready once Redis counts this server.
-    const check = async () => {
-      const n = await io.of("/").adapter.serverCount();
-      if (n >= 1) say({ ready: { port, sid: client.id, uid: io.of("/").adapter.uid } });
-      else setTimeout(check, 20);
-    };
-    check();
+    // The adapter subscribes asynchronously. Redis answers a connection's
+    // commands in order, so once a PING on the subscriber connection is
+    // answered, its subscriptions are live (counting subscribers would not
+    // tell: other servers share the channels).
+    sub.ping().then(() => say({ ready: { port, sid: client.id, uid: io.of("/").adapter.uid } }));
   });
 });
 
