@@ -326,6 +326,9 @@ func (t *RedisTracker) tick(ctx context.Context) error {
 	}
 	gone, err := t.reap(ctx, "")
 	for _, u := range gone {
+		// Before the pub/sub echo, so this node's answer agrees with
+		// what it is about to announce.
+		t.setOnline(u, false)
 		t.opts.OnChange(u, false)
 	}
 	return err
@@ -354,6 +357,7 @@ func (t *RedisTracker) rejoin(ctx context.Context) error {
 			return fmt.Errorf("presence: rejoin: %w", err)
 		}
 		if first == 1 {
+			t.setOnline(p[0], true)
 			t.opts.OnChange(p[0], true)
 		}
 	}
