@@ -281,12 +281,13 @@ func (a *Adapter) DisconnectSockets(ctx context.Context, opts BroadcastOptions, 
 		func() { a.local.DisconnectSockets(opts, close) })
 }
 
-// remoteOp publishes a fire-and-forget request and applies it locally.
-// Node's adapter applies its own request on receipt (it does not skip its
-// uid for these), so this node does the same rather than acting twice.
+// remoteOp applies a fire-and-forget request to this node's sockets at
+// once, so a broadcast right after it already finds them in their new
+// rooms, then publishes it for the others. (Node's adapter applies its own
+// request only when Redis echoes it back; this node skips its echo.)
 func (a *Adapter) remoteOp(ctx context.Context, opts BroadcastOptions, typ int, fields map[string]any, local func()) error {
+	local()
 	if opts.Flags.Local {
-		local()
 		return nil
 	}
 	req := map[string]any{"uid": a.uid, "type": typ, "opts": opts.selector()}
@@ -298,8 +299,6 @@ func (a *Adapter) remoteOp(ctx context.Context, opts BroadcastOptions, typ int, 
 		return fmt.Errorf("redisadapter: %w", err)
 	}
 	if err := a.rdb.Publish(ctx, a.requestChannel, b).Err(); err != nil {
-		// Redis is away: at least this node's sockets follow.
-		local()
 		return fmt.Errorf("redisadapter: publish: %w", err)
 	}
 	return nil
@@ -475,6 +474,9 @@ func (a *Adapter) onRequest(channel string, msg []byte) {
 		}
 		a.respond(uid, map[string]any{"requestId": id, "rooms": nonNil(a.local.Rooms())})
 	case reqRemoteJoin, reqRemoteLeave, reqRemoteDisconnect:
+		if uid == a.uid {
+			return // applied when sent
+		}
 		a.onRemoteOp(typ, uid, id, req, opts)
 	case reqRemoteFetch:
 		if a.isMine(id) {

@@ -11,7 +11,7 @@
 //     opts {rooms, except, flags}. Every node subscribes to the pattern K#N#*.
 //   - K-request#N#   requests, JSON text, except BROADCAST (acknowledged
 //     broadcast, msgpack): REMOTE_JOIN/LEAVE/DISCONNECT (fire and forget,
-//     applied by every node including the sender), REMOTE_FETCH, ALL_ROOMS,
+//     the sender applies its own at once and skips their echo), REMOTE_FETCH, ALL_ROOMS,
 //     SOCKETS (answered), SERVER_SIDE_EMIT (answered when it has a requestId).
 //   - K-response#N# and K-response#N#<uid>#  answers, JSON, except
 //     BROADCAST_ACK (msgpack). How many answers to wait for is the number

@@ -335,6 +335,32 @@ func TestAdapterWithNodeServer(t *testing.T) {
 		}
 	})
 
+	t.Run("socketsJoin from parley: local at once, then node's sockets", func(t *testing.T) {
+		if err := a.AddSockets(ctx, BroadcastOptions{Rooms: []string{"user:1", "user:2"}}, []string{"chat:5"}); err != nil {
+			t.Fatal(err)
+		}
+		// Applied before AddSockets returned, and only once.
+		select {
+		case c := <-local.calls:
+			if c.op != "addSockets" || !slices.Equal(c.rooms, []string{"chat:5"}) {
+				t.Fatalf("parley got %+v", c)
+			}
+		default:
+			t.Fatal("AddSockets returned before this node's sockets joined")
+		}
+		node.send(t, map[string]any{"cmd": "fetch", "to": []string{"chat:5"}})
+		if got := node.expect(t, "fetched")["fetched"].([]any); len(got) != 2 {
+			t.Fatalf("chat:5 holds %v, want g1 and the node's socket", got)
+		}
+		if err := a.Broadcast(ctx, &Packet{Type: PacketEvent, Data: []any{"after-join"}}, BroadcastOptions{Rooms: []string{"chat:5"}}); err != nil {
+			t.Fatal(err)
+		}
+		if c := local.next(t); c.op != "broadcast" {
+			t.Fatalf("parley got %+v, want the broadcast (the join's echo must be skipped)", c)
+		}
+		node.expect(t, "client")
+	})
+
 	t.Run("server-side emits both ways, with acks", func(t *testing.T) {
 		if err := a.ServerSideEmit(ctx, []any{"hello", "from-go"}); err != nil {
 			t.Fatal(err)
