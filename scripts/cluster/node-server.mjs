@@ -57,6 +57,7 @@ lines.on("line", async (line) => {
     switch (c.cmd) {
       case "broadcast":
         target.emit(c.event, ...c.args);
+        await pub.ping(); // published before we say so
         say({ sent: c.event });
         break;
       case "broadcastWithAck": {
@@ -76,6 +77,7 @@ lines.on("line", async (line) => {
       }
       case "join":
         target.socketsJoin(c.rooms);
+        await pub.ping(); // the request is on Redis before we say so
         say({ joined: c.rooms });
         break;
       case "serverSideEmitWithAck": {

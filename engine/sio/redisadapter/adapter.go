@@ -53,6 +53,11 @@ type Options struct {
 	// OnResubscribe runs once the adapter subscribed again after its Redis
 	// link dropped; broadcasts published meanwhile were lost.
 	OnResubscribe func()
+	// RoomChange runs apply, another server's join or leave of this node's
+	// sockets, and may order it against the node's own room bookkeeping
+	// (Parley's events server takes its membership lock around it, as for
+	// its own JoinChat). Default: apply().
+	RoomChange func(apply func())
 	Logger        *slog.Logger
 }
 
@@ -111,6 +116,9 @@ func New(rdb *redis.Client, local Local, opts Options) *Adapter {
 	}
 	if opts.OnResubscribe == nil {
 		opts.OnResubscribe = func() {}
+	}
+	if opts.RoomChange == nil {
+		opts.RoomChange = func(apply func()) { apply() }
 	}
 	a := &Adapter{
 		rdb: rdb, local: local, opts: opts, uid: newUID(),
@@ -555,11 +563,13 @@ func (a *Adapter) onRemoteOp(typ int64, uid, id string, req map[string]any, opts
 			room, _ := req["room"].(string)
 			rs = []string{room}
 		}
-		if typ == reqRemoteJoin {
-			a.local.AddSockets(opts, rs)
-		} else {
-			a.local.DelSockets(opts, rs)
-		}
+		a.opts.RoomChange(func() {
+			if typ == reqRemoteJoin {
+				a.local.AddSockets(opts, rs)
+			} else {
+				a.local.DelSockets(opts, rs)
+			}
+		})
 	case reqRemoteDisconnect:
 		closeConn, _ := req["close"].(bool)
 		a.local.DisconnectSockets(opts, closeConn)

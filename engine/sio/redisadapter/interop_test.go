@@ -100,7 +100,14 @@ func runEmitter(t *testing.T, url string, ops []map[string]any) {
 func TestEmitterToAdapter(t *testing.T) {
 	redis := testenv.StartRedis(t)
 	local := newFakeLocal(map[string][]string{"s1": {"user:42", "chat:7"}, "s2": {"user:43"}})
-	startAdapter(t, redis.URL, local)
+	a := New(testenv.RedisClient(t, redis.URL), local, Options{RoomChange: func(apply func()) {
+		local.calls <- call{op: "roomChange"}
+		apply()
+	}})
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
 
 	payload := map[string]any{"text": "héllo", "seq": int64(3), "ratio": 1.5, "neg": int64(-70000), "big": int64(1) << 40,
 		"ok": true, "none": nil, "list": []any{"a", int64(1)}, "nested": map[string]any{"k": "v"}}
@@ -136,9 +143,16 @@ func TestEmitterToAdapter(t *testing.T) {
 	if c.op != "broadcast" || !reflect.DeepEqual(c.packet.Data, []any{"everyone"}) || len(c.opts.Rooms) != 0 {
 		t.Fatalf("namespace-wide call %+v", c)
 	}
+	// Room changes run inside RoomChange.
+	if c = local.next(t); c.op != "roomChange" {
+		t.Fatalf("call %+v, want roomChange around socketsJoin", c)
+	}
 	c = local.next(t)
 	if c.op != "addSockets" || !slices.Equal(c.opts.Rooms, []string{"user:42"}) || !slices.Equal(c.rooms, []string{"chat:8"}) {
 		t.Fatalf("socketsJoin call %+v", c)
+	}
+	if c = local.next(t); c.op != "roomChange" {
+		t.Fatalf("call %+v, want roomChange around socketsLeave", c)
 	}
 	c = local.next(t)
 	if c.op != "delSockets" || !slices.Equal(c.rooms, []string{"chat:7"}) {
@@ -348,17 +362,20 @@ func TestAdapterWithNodeServer(t *testing.T) {
 		default:
 			t.Fatal("AddSockets returned before this node's sockets joined")
 		}
-		node.send(t, map[string]any{"cmd": "fetch", "to": []string{"chat:5"}})
-		if got := node.expect(t, "fetched")["fetched"].([]any); len(got) != 2 {
-			t.Fatalf("chat:5 holds %v, want g1 and the node's socket", got)
-		}
+		// Redis delivers the join before this broadcast to the Node server.
 		if err := a.Broadcast(ctx, &Packet{Type: PacketEvent, Data: []any{"after-join"}}, BroadcastOptions{Rooms: []string{"chat:5"}}); err != nil {
 			t.Fatal(err)
 		}
 		if c := local.next(t); c.op != "broadcast" {
 			t.Fatalf("parley got %+v, want the broadcast (the join's echo must be skipped)", c)
 		}
-		node.expect(t, "client")
+		if got := node.expect(t, "client"); got["event"] != "after-join" {
+			t.Fatalf("node client got %v", got)
+		}
+		node.send(t, map[string]any{"cmd": "fetch", "to": []string{"chat:5"}})
+		if got := node.expect(t, "fetched")["fetched"].([]any); len(got) != 2 {
+			t.Fatalf("chat:5 holds %v, want g1 and the node's socket", got)
+		}
 	})
 
 	t.Run("server-side emits both ways, with acks", func(t *testing.T) {
