@@ -58,7 +58,7 @@ type Options struct {
 	// (Parley's events server takes its membership lock around it, as for
 	// its own JoinChat). Default: apply().
 	RoomChange func(apply func())
-	Logger        *slog.Logger
+	Logger     *slog.Logger
 }
 
 // Adapter shares one namespace's broadcasts and socket operations with every

@@ -18,10 +18,11 @@
 //     of subscribers of the request channel (PUBSUB NUMSUB).
 //
 // The adapter wraps this node's in-memory adapter (Local), as the Node
-// RedisAdapter extends the in-memory Adapter and calls super. Shim for
-// engine/sio's Adapter interface (to write once engine/sio lands): its
-// AddAll/Del/DelAll go straight to the local adapter (room membership stays
-// per node, as in Node); Broadcast, BroadcastWithAck, AddSockets, DelSockets,
-// DisconnectSockets, FetchSockets, ServerSideEmit go through this Adapter;
-// the local adapter implements Local.
+// RedisAdapter extends the in-memory Adapter and calls super. Once
+// engine/sio is on main, a Factory for sio.Options.Adapter joins the two:
+// AddAll/Del/DelAll, SocketRooms and session recovery stay on the node's
+// sio.LocalAdapter (room membership is per node, as in Node); Broadcast,
+// FetchSockets, Sockets, AddSockets, DelSockets, DisconnectSockets and
+// ServerSideEmit go through this Adapter, and sio.LocalAdapter serves as
+// its Local.
 package redisadapter
