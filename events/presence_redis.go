@@ -240,6 +240,14 @@ func (t *RedisTracker) Start(ctx context.Context) error {
 		_ = ps.Close()
 		return fmt.Errorf("presence: subscribe: %w", err)
 	}
+	// A node restarted under the same NodeID holds no connection yet:
+	// whatever its previous life left is stale, and its heartbeat would
+	// otherwise keep it alive.
+	gone, err := t.reap(ctx, t.opts.NodeID)
+	if err != nil {
+		_ = ps.Close()
+		return err
+	}
 	if err := t.beat(ctx); err != nil {
 		_ = ps.Close()
 		return err
@@ -251,6 +259,9 @@ func (t *RedisTracker) Start(ctx context.Context) error {
 	t.started.Store(true)
 	go t.listen(ps)
 	go t.loop()
+	for _, u := range gone {
+		t.opts.OnChange(u, false)
+	}
 	return nil
 }
 

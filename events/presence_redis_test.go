@@ -193,3 +193,22 @@ func TestRedisTrackerRedisRestart(t *testing.T) {
 	}
 	eventually(t, "a sees u1 online", func() bool { return a.Online("u1") })
 }
+
+// A node restarted under the same NodeID forgets what its previous life
+// left: those connections are gone with the old process.
+func TestRedisTrackerRestartedNode(t *testing.T) {
+	url := testenv.StartRedis(t).URL
+	ctx := context.Background()
+	old, _ := startTracker(t, url, "n1")
+	if _, err := old.Connect(ctx, "u1", "k1"); err != nil {
+		t.Fatal(err)
+	}
+	old.halt() // killed, and restarted at once
+	fresh, changes := startTracker(t, url, "n1")
+	if got := nextChange(t, changes); got != (presenceChange{"u1", false}) {
+		t.Fatalf("restarted node reported %+v, want u1 offline", got)
+	}
+	if fresh.Online("u1") {
+		t.Fatal("u1 still online after its node restarted")
+	}
+}
