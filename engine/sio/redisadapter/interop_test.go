@@ -178,6 +178,8 @@ type nodeServer struct {
 	stdin io.WriteCloser
 	lines chan map[string]any
 	ready map[string]any
+	// user is a test's note of whose client this is.
+	user string
 }
 
 func startNodeServer(t *testing.T, url string, rooms ...string) *nodeServer {
