@@ -256,6 +256,33 @@ func (n *nodeServer) expect(t *testing.T, key string) map[string]any {
 	}
 }
 
+// expectEach waits for one line carrying each key, in any order (a
+// script's own client may print before the script reports a command done).
+func (n *nodeServer) expectEach(t *testing.T, keys ...string) map[string]map[string]any {
+	t.Helper()
+	got := map[string]map[string]any{}
+	for len(got) < len(keys) {
+		select {
+		case m, ok := <-n.lines:
+			if !ok {
+				t.Fatalf("the node script ended before saying %v", keys)
+			}
+			matched := false
+			for _, k := range keys {
+				if _, present := m[k]; present && got[k] == nil {
+					got[k], matched = m, true
+				}
+			}
+			if !matched {
+				t.Fatalf("the node script said %v, want one of %v", m, keys)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the node script did not say all of %v within 15 s", keys)
+		}
+	}
+	return got
+}
+
 func (n *nodeServer) send(t *testing.T, cmd map[string]any) {
 	t.Helper()
 	b, _ := json.Marshal(cmd)
