@@ -1,0 +1,17 @@
+package chat
+
+// Forget drops the cached copy of a chat another node changed (its
+// members or name): the next use loads it from the store.
+func (s *Service) Forget(chatID string) {
+	s.mu.Lock()
+	delete(s.chats, chatID)
+	s.mu.Unlock()
+}
+
+// ForgetAll drops every cached chat, for when notices of other nodes'
+// changes may have been lost (the Redis link dropped).
+func (s *Service) ForgetAll() {
+	s.mu.Lock()
+	clear(s.chats)
+	s.mu.Unlock()
+}
