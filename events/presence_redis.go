@@ -47,6 +47,9 @@ type RedisTracker struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	started  atomic.Bool
+	// joined is set once the node registered (Start, or a later beat when
+	// Redis was down at Start).
+	joined atomic.Bool
 }
 
 // RedisTrackerOptions configure a RedisTracker.
@@ -233,35 +236,47 @@ func (t *RedisTracker) setOnline(userID string, on bool) {
 // Start registers the node, loads the online set, and keeps both current
 // until Close: heartbeats, reaps of silent nodes, and the changes channel
 // (go-redis re-subscribes after a dropped link; the set is then reloaded,
-// since changes published meanwhile were lost).
+// since changes published meanwhile were lost). An error means Redis did not
+// answer; the tracker still runs and registers the node, with whatever
+// connections it took meanwhile, at the first beat Redis answers.
 func (t *RedisTracker) Start(ctx context.Context) error {
 	ps := t.rdb.Subscribe(ctx, t.key("changes"))
-	if _, err := ps.Receive(ctx); err != nil {
-		_ = ps.Close()
-		return fmt.Errorf("presence: subscribe: %w", err)
-	}
-	// A node restarted under the same NodeID holds no connection yet:
-	// whatever its previous life left is stale, and its heartbeat would
-	// otherwise keep it alive.
-	gone, err := t.reap(ctx, t.opts.NodeID)
-	if err != nil {
-		_ = ps.Close()
-		return err
-	}
-	if err := t.beat(ctx); err != nil {
-		_ = ps.Close()
-		return err
-	}
-	if err := t.reload(ctx); err != nil {
-		_ = ps.Close()
-		return err
+	_, err := ps.Receive(ctx)
+	if err == nil {
+		err = t.join(ctx)
 	}
 	t.started.Store(true)
 	go t.listen(ps)
 	go t.loop()
+	if err != nil {
+		return fmt.Errorf("presence: start (retrying in the background): %w", err)
+	}
+	return nil
+}
+
+// join registers the node: first forgetting what an earlier process under
+// the same NodeID left (it holds none of those connections; its heartbeat
+// would keep them alive), then beating, registering this process's
+// connections, and loading the online set.
+func (t *RedisTracker) join(ctx context.Context) error {
+	gone, err := t.reap(ctx, t.opts.NodeID)
+	if err != nil {
+		return err
+	}
 	for _, u := range gone {
+		t.setOnline(u, false)
 		t.opts.OnChange(u, false)
 	}
+	if err := t.beat(ctx); err != nil {
+		return err
+	}
+	if err := t.rejoin(ctx); err != nil {
+		return err
+	}
+	if err := t.reload(ctx); err != nil {
+		return err
+	}
+	t.joined.Store(true)
 	return nil
 }
 
@@ -325,6 +340,9 @@ func (t *RedisTracker) loop() {
 // tick beats, registers this node's connections again if it was reaped,
 // and reaps silent nodes.
 func (t *RedisTracker) tick(ctx context.Context) error {
+	if !t.joined.Load() {
+		return t.join(ctx)
+	}
 	rejoined, err := heartbeatScript.Run(ctx, t.rdb, []string{t.key("nodes")}, t.opts.NodeID).Int()
 	if err != nil {
 		return fmt.Errorf("presence: beat: %w", err)

@@ -212,3 +212,33 @@ func TestRedisTrackerRestartedNode(t *testing.T) {
 		t.Fatal("u1 still online after its node restarted")
 	}
 }
+
+// A tracker started while Redis is down takes connections anyway and
+// registers them, announcing their users, once Redis is up.
+func TestRedisTrackerStartsWhileRedisDown(t *testing.T) {
+	redis := testenv.StartRedis(t)
+	redis.Stop()
+	changes := make(chan presenceChange, 16)
+	a := NewRedisTracker(testenv.RedisClient(t, redis.URL), RedisTrackerOptions{
+		NodeID: "a", Interval: testBeat, DeadAfter: testDeadAfter, Logger: slog.New(slog.DiscardHandler),
+		OnChange: func(u string, on bool) { changes <- presenceChange{u, on} },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err == nil {
+		t.Fatal("Start with Redis down reported no error")
+	}
+	t.Cleanup(func() { a.halt() })
+	if _, err := a.Connect(ctx, "u1", "k1"); err == nil {
+		t.Fatal("Connect with Redis down reported no error")
+	}
+
+	redis.Restart(t)
+	if got := nextChange(t, changes); got != (presenceChange{"u1", true}) {
+		t.Fatalf("a reported %+v, want u1 online once registered", got)
+	}
+	b, _ := startTracker(t, redis.URL, "b")
+	if !b.Online("u1") {
+		t.Fatal("another node does not see u1 online")
+	}
+}

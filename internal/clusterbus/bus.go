@@ -46,8 +46,9 @@ type Options struct {
 	// NodeID names this node; its own notices are not delivered back to
 	// it. Default a random id.
 	NodeID string
-	// OnReconnect runs after the link to Redis came back and every topic is
-	// subscribed again: notices published meanwhile are lost.
+	// OnReconnect runs after the link to Redis came back (or first came up,
+	// Redis being down at Start) and every topic is subscribed again:
+	// notices published meanwhile are lost.
 	OnReconnect func()
 	Logger      *slog.Logger
 }
@@ -106,7 +107,9 @@ func Handle[T any](b *Bus, topic string, h func(T)) {
 }
 
 // Start subscribes to every handled topic and returns once Redis confirmed
-// it, so a notice published afterwards is received.
+// it, so a notice published afterwards is received. An error means Redis did
+// not confirm in time; the bus still runs and subscribes as soon as Redis
+// answers (OnReconnect then runs).
 func (b *Bus) Start(ctx context.Context) error {
 	b.mu.Lock()
 	channels := make([]string, 0, len(b.handlers))
@@ -118,10 +121,18 @@ func (b *Bus) Start(ctx context.Context) error {
 		return errors.New("clusterbus: no topic handled")
 	}
 	ps := b.rdb.Subscribe(ctx, channels...)
-	for range channels {
-		if _, err := ps.Receive(ctx); err != nil {
-			_ = ps.Close()
-			return fmt.Errorf("clusterbus: subscribe: %w", err)
+	var err error
+	confirmed := 0
+	for confirmed < len(channels) {
+		var msg any
+		if msg, err = ps.Receive(ctx); err != nil {
+			break
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			confirmed++
+		case *redis.Message:
+			b.deliver(m)
 		}
 	}
 	b.ps = ps
@@ -130,7 +141,7 @@ func (b *Bus) Start(ctx context.Context) error {
 	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	go func() {
 		defer close(b.done)
-		resubscribed := 0
+		resubscribed := confirmed % len(channels)
 		for m := range ch {
 			switch m := m.(type) {
 			case *redis.Subscription:
@@ -139,7 +150,7 @@ func (b *Bus) Start(ctx context.Context) error {
 				}
 				if resubscribed++; resubscribed == len(channels) {
 					resubscribed = 0
-					b.log.Info("redis link back; notices may have been lost")
+					b.log.Info("subscribed to redis; notices may have been lost")
 					b.opts.OnReconnect()
 				}
 			case *redis.Message:
@@ -147,6 +158,9 @@ func (b *Bus) Start(ctx context.Context) error {
 			}
 		}
 	}()
+	if err != nil {
+		return fmt.Errorf("clusterbus: subscribe (retrying in the background): %w", err)
+	}
 	return nil
 }
 

@@ -94,3 +94,30 @@ func TestBusSurvivesRedisRestart(t *testing.T) {
 		t.Fatalf("b got %+v", got)
 	}
 }
+
+// A bus started while Redis is down says so, keeps trying, and receives
+// notices once Redis is up.
+func TestBusStartsWhileRedisDown(t *testing.T) {
+	redis := testenv.StartRedis(t)
+	a := startNode(t, redis.URL, "a")
+	redis.Stop()
+	n := &node{membership: make(chan MembershipChange, 8), revoked: make(chan SessionsRevoked, 8), reconnects: make(chan struct{}, 8)}
+	n.bus = New(testenv.RedisClient(t, redis.URL), Options{NodeID: "late", OnReconnect: func() { n.reconnects <- struct{}{} }})
+	Handle(n.bus, TopicMembership, func(m MembershipChange) { n.membership <- m })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := n.bus.Start(ctx); err == nil {
+		t.Fatal("Start with Redis down reported no error")
+	}
+	t.Cleanup(func() { _ = n.bus.Close() })
+
+	redis.Restart(t)
+	receive(t, n.reconnects, "first subscription of the late bus")
+	receive(t, a.reconnects, "reconnect of a")
+	if err := a.bus.Publish(context.Background(), TopicMembership, MembershipChange{ChatID: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, n.membership, "membership notice"); got.ChatID != "late" {
+		t.Fatalf("got %+v", got)
+	}
+}

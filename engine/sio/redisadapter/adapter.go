@@ -51,7 +51,8 @@ type Options struct {
 	// response channel, as the Node option of that name.
 	PublishOnSpecificResponseChannel bool
 	// OnResubscribe runs once the adapter subscribed again after its Redis
-	// link dropped; broadcasts published meanwhile were lost.
+	// link dropped (or subscribed late, Redis being down at Start);
+	// broadcasts published meanwhile were lost.
 	OnResubscribe func()
 	// RoomChange runs apply, another server's join or leave of this node's
 	// sockets, and may order it against the node's own room bookkeeping
@@ -138,50 +139,61 @@ func New(rdb *redis.Client, local Local, opts Options) *Adapter {
 func (a *Adapter) UID() string { return a.uid }
 
 // Start subscribes and returns once Redis confirmed every subscription, so a
-// message published afterwards reaches this node. go-redis re-subscribes by
-// itself after the link drops.
+// message published afterwards reaches this node. An error means Redis did
+// not confirm in time; the adapter still runs and subscribes as soon as Redis
+// answers (OnResubscribe then runs), as go-redis re-subscribes by itself
+// whenever the link drops.
 func (a *Adapter) Start(ctx context.Context) error {
 	a.ps = a.rdb.PSubscribe(ctx, a.channel+"*")
-	if err := a.ps.Subscribe(ctx, a.requestChannel, a.responseChannel, a.specificResponseChannel); err != nil {
-		_ = a.ps.Close()
-		return fmt.Errorf("redisadapter: subscribe: %w", err)
-	}
-	for range 4 {
-		msg, err := a.ps.Receive(ctx)
-		if err != nil {
-			_ = a.ps.Close()
-			return fmt.Errorf("redisadapter: subscribe: %w", err)
+	err := a.ps.Subscribe(ctx, a.requestChannel, a.responseChannel, a.specificResponseChannel)
+	confirmed := 0
+	for err == nil && confirmed < subscriptions {
+		var msg any
+		if msg, err = a.ps.Receive(ctx); err != nil {
+			break
 		}
-		if _, ok := msg.(*redis.Subscription); !ok {
-			_ = a.ps.Close()
-			return fmt.Errorf("redisadapter: subscribe: unexpected %T", msg)
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			confirmed++
+		case *redis.Message: // a broadcast may come before the last confirmation
+			a.dispatch(m)
 		}
 	}
 	ch := a.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	go func() {
 		defer close(a.done)
-		resubscribed := 0
+		resubscribed := confirmed % subscriptions
 		for m := range ch {
 			switch m := m.(type) {
 			case *redis.Subscription:
 				if m.Kind != "subscribe" && m.Kind != "psubscribe" {
 					continue
 				}
-				if resubscribed++; resubscribed == 4 {
+				if resubscribed++; resubscribed == subscriptions {
 					resubscribed = 0
-					a.log.Info("redis link back; subscribed again")
+					a.log.Info("subscribed to redis")
 					a.opts.OnResubscribe()
 				}
 			case *redis.Message:
-				if m.Pattern != "" {
-					a.onBroadcast(m.Channel, []byte(m.Payload))
-				} else {
-					a.onRequest(m.Channel, []byte(m.Payload))
-				}
+				a.dispatch(m)
 			}
 		}
 	}()
+	if err != nil {
+		return fmt.Errorf("redisadapter: subscribe (retrying in the background): %w", err)
+	}
 	return nil
+}
+
+// subscriptions is how many channels and patterns an adapter subscribes to.
+const subscriptions = 4
+
+func (a *Adapter) dispatch(m *redis.Message) {
+	if m.Pattern != "" {
+		a.onBroadcast(m.Channel, []byte(m.Payload))
+	} else {
+		a.onRequest(m.Channel, []byte(m.Payload))
+	}
 }
 
 // Close unsubscribes; requests still waiting end with ErrTimeout.

@@ -79,6 +79,36 @@ func TestAdapterSurvivesRedisRestart(t *testing.T) {
 	}
 }
 
+// An adapter started while Redis is down says so, keeps trying, and
+// subscribes once Redis is up.
+func TestAdapterStartsWhileRedisDown(t *testing.T) {
+	redis := testenv.StartRedis(t)
+	redis.Stop()
+	local := newFakeLocal(map[string][]string{"s1": {"user:1"}})
+	subscribed := make(chan struct{}, 1)
+	a := New(testenv.RedisClient(t, redis.URL), local, Options{
+		OnResubscribe: func() { subscribed <- struct{}{} },
+		Logger:        slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err == nil {
+		t.Fatal("Start with Redis down reported no error")
+	}
+	t.Cleanup(func() { _ = a.Close() })
+
+	redis.Restart(t)
+	select {
+	case <-subscribed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the adapter did not subscribe within 15 s of Redis coming up")
+	}
+	runEmitter(t, redis.URL, []map[string]any{{"op": "emit", "to": []string{"user:1"}, "event": "late", "args": []any{}}})
+	if c := local.next(t); c.op != "broadcast" || c.packet.Data[0] != "late" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
 // runEmitter runs the npm @socket.io/redis-emitter with ops and waits for it.
 func runEmitter(t *testing.T, url string, ops []map[string]any) {
 	t.Helper()
