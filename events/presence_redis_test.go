@@ -22,7 +22,9 @@ type presenceChange struct {
 	online bool
 }
 
-func startTracker(t *testing.T, url, node string) (*RedisTracker, chan presenceChange) {
+// newTracker is a tracker with the test beat, reporting its changes on the
+// returned channel; it is stopped (without a goodbye) when t ends.
+func newTracker(t *testing.T, url, node string) (*RedisTracker, chan presenceChange) {
 	t.Helper()
 	changes := make(chan presenceChange, 16)
 	tr := NewRedisTracker(testenv.RedisClient(t, url), RedisTrackerOptions{
@@ -30,12 +32,18 @@ func startTracker(t *testing.T, url, node string) (*RedisTracker, chan presenceC
 		OnChange: func(u string, on bool) { changes <- presenceChange{u, on} },
 		Logger:   slog.New(slog.DiscardHandler),
 	})
+	t.Cleanup(func() { tr.halt() })
+	return tr, changes
+}
+
+func startTracker(t *testing.T, url, node string) (*RedisTracker, chan presenceChange) {
+	t.Helper()
+	tr, changes := newTracker(t, url, node)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := tr.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tr.halt() })
 	return tr, changes
 }
 
@@ -218,17 +226,12 @@ func TestRedisTrackerRestartedNode(t *testing.T) {
 func TestRedisTrackerStartsWhileRedisDown(t *testing.T) {
 	redis := testenv.StartRedis(t)
 	redis.Stop()
-	changes := make(chan presenceChange, 16)
-	a := NewRedisTracker(testenv.RedisClient(t, redis.URL), RedisTrackerOptions{
-		NodeID: "a", Interval: testBeat, DeadAfter: testDeadAfter, Logger: slog.New(slog.DiscardHandler),
-		OnChange: func(u string, on bool) { changes <- presenceChange{u, on} },
-	})
+	a, changes := newTracker(t, redis.URL, "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := a.Start(ctx); err == nil {
 		t.Fatal("Start with Redis down reported no error")
 	}
-	t.Cleanup(func() { a.halt() })
 	if _, err := a.Connect(ctx, "u1", "k1"); err == nil {
 		t.Fatal("Connect with Redis down reported no error")
 	}

@@ -16,18 +16,26 @@ type node struct {
 	reconnects chan struct{}
 }
 
-func startNode(t *testing.T, url, id string) *node {
+// newNode is a bus handling both topics onto the node's channels; it is
+// closed when t ends.
+func newNode(t *testing.T, url, id string) *node {
 	t.Helper()
 	n := &node{membership: make(chan MembershipChange, 8), revoked: make(chan SessionsRevoked, 8), reconnects: make(chan struct{}, 8)}
 	n.bus = New(testenv.RedisClient(t, url), Options{NodeID: id, OnReconnect: func() { n.reconnects <- struct{}{} }})
 	Handle(n.bus, TopicMembership, func(m MembershipChange) { n.membership <- m })
 	Handle(n.bus, TopicSessionsRevoked, func(s SessionsRevoked) { n.revoked <- s })
+	t.Cleanup(func() { _ = n.bus.Close() })
+	return n
+}
+
+func startNode(t *testing.T, url, id string) *node {
+	t.Helper()
+	n := newNode(t, url, id)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := n.bus.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = n.bus.Close() })
 	return n
 }
 
@@ -101,15 +109,12 @@ func TestBusStartsWhileRedisDown(t *testing.T) {
 	redis := testenv.StartRedis(t)
 	a := startNode(t, redis.URL, "a")
 	redis.Stop()
-	n := &node{membership: make(chan MembershipChange, 8), revoked: make(chan SessionsRevoked, 8), reconnects: make(chan struct{}, 8)}
-	n.bus = New(testenv.RedisClient(t, redis.URL), Options{NodeID: "late", OnReconnect: func() { n.reconnects <- struct{}{} }})
-	Handle(n.bus, TopicMembership, func(m MembershipChange) { n.membership <- m })
+	n := newNode(t, redis.URL, "late")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := n.bus.Start(ctx); err == nil {
 		t.Fatal("Start with Redis down reported no error")
 	}
-	t.Cleanup(func() { _ = n.bus.Close() })
 
 	redis.Restart(t)
 	receive(t, n.reconnects, "first subscription of the late bus")

@@ -52,60 +52,42 @@ func startAdapter(t *testing.T, url string, local Local) *Adapter {
 	return a
 }
 
-// An adapter whose Redis restarts subscribes again by itself and receives
-// what the emitter publishes afterwards.
-func TestAdapterSurvivesRedisRestart(t *testing.T) {
-	redis := testenv.StartRedis(t)
-	local := newFakeLocal(map[string][]string{"s1": {"user:1"}})
-	resubscribed := make(chan struct{}, 1)
-	a := New(testenv.RedisClient(t, redis.URL), local, Options{
-		OnResubscribe: func() { resubscribed <- struct{}{} },
-		Logger:        slog.New(slog.DiscardHandler),
-	})
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+// An adapter whose Redis restarts, or is down when it starts, subscribes
+// by itself once Redis answers and receives what the emitter publishes.
+func TestAdapterRejoinsRedis(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		downAtStart bool
+	}{{"redis restarts", false}, {"redis down at start", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			redis := testenv.StartRedis(t)
+			if tt.downAtStart {
+				redis.Stop()
+			}
+			local := newFakeLocal(map[string][]string{"s1": {"user:1"}})
+			subscribed := make(chan struct{}, 1)
+			a := New(testenv.RedisClient(t, redis.URL), local, Options{
+				OnResubscribe: func() { subscribed <- struct{}{} },
+				Logger:        slog.New(slog.DiscardHandler),
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := a.Start(ctx); (err != nil) != tt.downAtStart {
+				t.Fatalf("Start: %v", err)
+			}
+			t.Cleanup(func() { _ = a.Close() })
 
-	redis.Restart(t)
-	select {
-	case <-resubscribed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the adapter did not subscribe again within 15 s")
-	}
-	runEmitter(t, redis.URL, []map[string]any{{"op": "emit", "to": []string{"user:1"}, "event": "back", "args": []any{}}})
-	if c := local.next(t); c.op != "broadcast" || c.packet.Data[0] != "back" {
-		t.Fatalf("after the restart: %+v", c)
-	}
-}
-
-// An adapter started while Redis is down says so, keeps trying, and
-// subscribes once Redis is up.
-func TestAdapterStartsWhileRedisDown(t *testing.T) {
-	redis := testenv.StartRedis(t)
-	redis.Stop()
-	local := newFakeLocal(map[string][]string{"s1": {"user:1"}})
-	subscribed := make(chan struct{}, 1)
-	a := New(testenv.RedisClient(t, redis.URL), local, Options{
-		OnResubscribe: func() { subscribed <- struct{}{} },
-		Logger:        slog.New(slog.DiscardHandler),
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := a.Start(ctx); err == nil {
-		t.Fatal("Start with Redis down reported no error")
-	}
-	t.Cleanup(func() { _ = a.Close() })
-
-	redis.Restart(t)
-	select {
-	case <-subscribed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the adapter did not subscribe within 15 s of Redis coming up")
-	}
-	runEmitter(t, redis.URL, []map[string]any{{"op": "emit", "to": []string{"user:1"}, "event": "late", "args": []any{}}})
-	if c := local.next(t); c.op != "broadcast" || c.packet.Data[0] != "late" {
-		t.Fatalf("got %+v", c)
+			redis.Restart(t)
+			select {
+			case <-subscribed:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the adapter did not subscribe within 15 s of Redis coming up")
+			}
+			runEmitter(t, redis.URL, []map[string]any{{"op": "emit", "to": []string{"user:1"}, "event": "back", "args": []any{}}})
+			if c := local.next(t); c.op != "broadcast" || c.packet.Data[0] != "back" {
+				t.Fatalf("got %+v", c)
+			}
+		})
 	}
 }
 
