@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/redisconn"
 )
 
 var _ Tracker = (*RedisTracker)(nil)
@@ -241,12 +243,16 @@ func (t *RedisTracker) setOnline(userID string, on bool) {
 // connections it took meanwhile, at the first beat Redis answers.
 func (t *RedisTracker) Start(ctx context.Context) error {
 	ps := t.rdb.Subscribe(ctx, t.key("changes"))
-	_, err := ps.Receive(ctx)
+	listening, err := redisconn.Listen(ctx, ps, 1, t.onChangeMessage, t.reloadAfterReconnect)
 	if err == nil {
 		err = t.join(ctx)
 	}
 	t.started.Store(true)
-	go t.listen(ps)
+	go func() {
+		<-t.stop
+		_ = ps.Close()
+		<-listening
+	}()
 	go t.loop()
 	if err != nil {
 		return fmt.Errorf("presence: start (retrying in the background): %w", err)
@@ -295,27 +301,21 @@ func (t *RedisTracker) reload(ctx context.Context) error {
 	return nil
 }
 
-func (t *RedisTracker) listen(ps *redis.PubSub) {
-	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
-	go func() {
-		<-t.stop
-		_ = ps.Close()
-	}()
-	for m := range ch {
-		switch m := m.(type) {
-		case *redis.Subscription:
-			// A re-subscription after the link dropped.
-			ctx, cancel := context.WithTimeout(context.Background(), t.opts.Interval)
-			if err := t.reload(ctx); err != nil {
-				t.log.Warn("presence: reload after reconnect", "err", err)
-			}
-			cancel()
-		case *redis.Message:
-			if len(m.Payload) < 2 {
-				continue
-			}
-			t.setOnline(m.Payload[1:], m.Payload[0] == '1')
-		}
+// onChangeMessage applies another node's "1uid" / "0uid".
+func (t *RedisTracker) onChangeMessage(m *redis.Message) {
+	if len(m.Payload) < 2 {
+		return
+	}
+	t.setOnline(m.Payload[1:], m.Payload[0] == '1')
+}
+
+// reloadAfterReconnect reloads the online set: changes published while
+// the link was down were lost.
+func (t *RedisTracker) reloadAfterReconnect() {
+	ctx, cancel := context.WithTimeout(context.Background(), t.opts.Interval)
+	defer cancel()
+	if err := t.reload(ctx); err != nil {
+		t.log.Warn("presence: reload after reconnect", "err", err)
 	}
 }
 

@@ -182,26 +182,6 @@ func TestRedisTrackerGoodbye(t *testing.T) {
 	eventually(t, "b sees x offline", func() bool { return !b.Online("x") && b.Online("y") })
 }
 
-// A Redis restart loses every registration; each node's next beat finds
-// itself unknown and registers its connections again.
-func TestRedisTrackerRedisRestart(t *testing.T) {
-	redis := testenv.StartRedis(t)
-	ctx := context.Background()
-	a, changesA := startTracker(t, redis.URL, "a")
-	if _, err := a.Connect(ctx, "u1", "k1"); err != nil {
-		t.Fatal(err)
-	}
-	redis.Restart(t)
-	if got := nextChange(t, changesA); got != (presenceChange{"u1", true}) {
-		t.Fatalf("a reported %+v, want u1 back online", got)
-	}
-	b, _ := startTracker(t, redis.URL, "b")
-	if !b.Online("u1") {
-		t.Fatal("a node started after the restart does not see u1 online")
-	}
-	eventually(t, "a sees u1 online", func() bool { return a.Online("u1") })
-}
-
 // A node restarted under the same NodeID forgets what its previous life
 // left: those connections are gone with the old process.
 func TestRedisTrackerRestartedNode(t *testing.T) {
@@ -221,27 +201,34 @@ func TestRedisTrackerRestartedNode(t *testing.T) {
 	}
 }
 
-// A tracker started while Redis is down takes connections anyway and
-// registers them, announcing their users, once Redis is up.
-func TestRedisTrackerStartsWhileRedisDown(t *testing.T) {
-	redis := testenv.StartRedis(t)
-	redis.Stop()
-	a, changes := newTracker(t, redis.URL, "a")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := a.Start(ctx); err == nil {
-		t.Fatal("Start with Redis down reported no error")
-	}
-	if _, err := a.Connect(ctx, "u1", "k1"); err == nil {
-		t.Fatal("Connect with Redis down reported no error")
-	}
-
-	redis.Restart(t)
-	if got := nextChange(t, changes); got != (presenceChange{"u1", true}) {
-		t.Fatalf("a reported %+v, want u1 online once registered", got)
-	}
-	b, _ := startTracker(t, redis.URL, "b")
-	if !b.Online("u1") {
-		t.Fatal("another node does not see u1 online")
+// After a Redis restart (every registration lost) or with Redis down at
+// start-up, a node registers its connections by itself once Redis answers
+// and announces their users; other nodes see them online.
+func TestRedisTrackerRejoinsRedis(t *testing.T) {
+	for _, tt := range testenv.RedisOutages {
+		t.Run(tt.Name, func(t *testing.T) {
+			redis := testenv.StartRedis(t)
+			if tt.DownAtStart {
+				redis.Stop()
+			}
+			a, changes := newTracker(t, redis.URL, "a")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := a.Start(ctx); (err != nil) != tt.DownAtStart {
+				t.Fatalf("Start: %v", err)
+			}
+			if _, err := a.Connect(ctx, "u1", "k1"); (err != nil) != tt.DownAtStart {
+				t.Fatalf("Connect: %v", err)
+			}
+			redis.Restart(t)
+			if got := nextChange(t, changes); got != (presenceChange{"u1", true}) {
+				t.Fatalf("a reported %+v, want u1 online once registered", got)
+			}
+			b, _ := startTracker(t, redis.URL, "b")
+			if !b.Online("u1") {
+				t.Fatal("another node does not see u1 online")
+			}
+			eventually(t, "a sees u1 online", func() bool { return a.Online("u1") })
+		})
 	}
 }

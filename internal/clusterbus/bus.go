@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/redisconn"
 )
 
 // Topics Parley uses; each is the channel Prefix+topic.
@@ -62,7 +64,7 @@ type Bus struct {
 	mu       sync.Mutex
 	handlers map[string][]func(json.RawMessage)
 	ps       *redis.PubSub
-	done     chan struct{}
+	done     <-chan struct{}
 }
 
 // envelope is a notice on the wire: JSON {from, data}.
@@ -88,7 +90,7 @@ func New(rdb *redis.Client, opts Options) *Bus {
 		opts.Logger = slog.Default()
 	}
 	return &Bus{rdb: rdb, opts: opts, log: opts.Logger.With("component", "clusterbus"),
-		handlers: map[string][]func(json.RawMessage){}, done: make(chan struct{})}
+		handlers: map[string][]func(json.RawMessage){}}
 }
 
 // Handle registers h for a topic's notices from other nodes, decoded into
@@ -120,46 +122,14 @@ func (b *Bus) Start(ctx context.Context) error {
 	if len(channels) == 0 {
 		return errors.New("clusterbus: no topic handled")
 	}
-	ps := b.rdb.Subscribe(ctx, channels...)
-	var err error
-	confirmed := 0
-	for confirmed < len(channels) {
-		var msg any
-		if msg, err = ps.Receive(ctx); err != nil {
-			break
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			confirmed++
-		case *redis.Message:
-			b.deliver(m)
-		}
-	}
-	b.ps = ps
-	// With subscriptions: go-redis re-subscribes after a dropped link and
-	// reports each channel again, which is how a reconnect shows.
-	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
-	go func() {
-		defer close(b.done)
-		resubscribed := confirmed % len(channels)
-		for m := range ch {
-			switch m := m.(type) {
-			case *redis.Subscription:
-				if m.Kind != "subscribe" {
-					continue
-				}
-				if resubscribed++; resubscribed == len(channels) {
-					resubscribed = 0
-					b.log.Info("subscribed to redis; notices may have been lost")
-					b.opts.OnReconnect()
-				}
-			case *redis.Message:
-				b.deliver(m)
-			}
-		}
-	}()
+	b.ps = b.rdb.Subscribe(ctx, channels...)
+	done, err := redisconn.Listen(ctx, b.ps, len(channels), b.deliver, func() {
+		b.log.Info("subscribed to redis; notices may have been lost")
+		b.opts.OnReconnect()
+	})
+	b.done = done
 	if err != nil {
-		return fmt.Errorf("clusterbus: subscribe (retrying in the background): %w", err)
+		return fmt.Errorf("clusterbus: %w", err)
 	}
 	return nil
 }

@@ -84,45 +84,32 @@ func TestBusNotices(t *testing.T) {
 	}
 }
 
-// After a Redis restart the bus subscribes again by itself, says so, and
-// receives notices published afterwards.
-func TestBusSurvivesRedisRestart(t *testing.T) {
-	redis := testenv.StartRedis(t)
-	a, b := startNode(t, redis.URL, "a"), startNode(t, redis.URL, "b")
-	ctx := context.Background()
-
-	redis.Restart(t)
-	receive(t, b.reconnects, "reconnect of b")
-	receive(t, a.reconnects, "reconnect of a")
-
-	if err := a.bus.Publish(ctx, TopicMembership, MembershipChange{ChatID: "after"}); err != nil {
-		t.Fatal(err)
-	}
-	if got := receive(t, b.membership, "membership notice after the restart"); got.ChatID != "after" {
-		t.Fatalf("b got %+v", got)
-	}
-}
-
-// A bus started while Redis is down says so, keeps trying, and receives
-// notices once Redis is up.
-func TestBusStartsWhileRedisDown(t *testing.T) {
-	redis := testenv.StartRedis(t)
-	a := startNode(t, redis.URL, "a")
-	redis.Stop()
-	n := newNode(t, redis.URL, "late")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := n.bus.Start(ctx); err == nil {
-		t.Fatal("Start with Redis down reported no error")
-	}
-
-	redis.Restart(t)
-	receive(t, n.reconnects, "first subscription of the late bus")
-	receive(t, a.reconnects, "reconnect of a")
-	if err := a.bus.Publish(context.Background(), TopicMembership, MembershipChange{ChatID: "late"}); err != nil {
-		t.Fatal(err)
-	}
-	if got := receive(t, n.membership, "membership notice"); got.ChatID != "late" {
-		t.Fatalf("got %+v", got)
+// After a Redis restart, or with Redis down when it starts, a bus
+// subscribes by itself once Redis answers, says so, and receives notices
+// published afterwards.
+func TestBusRejoinsRedis(t *testing.T) {
+	for _, tt := range testenv.RedisOutages {
+		t.Run(tt.Name, func(t *testing.T) {
+			redis := testenv.StartRedis(t)
+			a := startNode(t, redis.URL, "a")
+			if tt.DownAtStart {
+				redis.Stop()
+			}
+			b := newNode(t, redis.URL, "b")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := b.bus.Start(ctx); (err != nil) != tt.DownAtStart {
+				t.Fatalf("Start: %v", err)
+			}
+			redis.Restart(t)
+			receive(t, b.reconnects, "b subscribed")
+			receive(t, a.reconnects, "a subscribed again")
+			if err := a.bus.Publish(context.Background(), TopicMembership, MembershipChange{ChatID: "after"}); err != nil {
+				t.Fatal(err)
+			}
+			if got := receive(t, b.membership, "membership notice after the restart"); got.ChatID != "after" {
+				t.Fatalf("b got %+v", got)
+			}
+		})
 	}
 }

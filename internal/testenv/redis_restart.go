@@ -34,3 +34,14 @@ func (r *Redis) Restart(t testing.TB) {
 	r.cmd = fresh.cmd
 	r.once = sync.Once{}
 }
+
+// RedisOutage is one way a client meets a Redis that goes away: restarted
+// under a running client, or down when the client starts.
+type RedisOutage struct {
+	Name        string
+	DownAtStart bool
+}
+
+// RedisOutages are the cases a client that must rejoin Redis by itself is
+// tested against; Restart brings Redis (back) up in both.
+var RedisOutages = []RedisOutage{{"redis restarts", false}, {"redis down at start", true}}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/parley-chat/parley/internal/redisconn"
 )
 
 // Local is this node's own adapter for one namespace: what Socket.IO's
@@ -74,7 +76,7 @@ type Adapter struct {
 	channel, requestChannel, responseChannel, specificResponseChannel string
 
 	ps   *redis.PubSub
-	done chan struct{}
+	done <-chan struct{}
 
 	mu       sync.Mutex
 	requests map[string]*pending
@@ -129,7 +131,6 @@ func New(rdb *redis.Client, local Local, opts Options) *Adapter {
 		responseChannel: opts.Key + "-response#" + opts.Nsp + "#",
 		requests:        map[string]*pending{},
 		acks:            map[string]*ackRequest{},
-		done:            make(chan struct{}),
 	}
 	a.specificResponseChannel = a.responseChannel + a.uid + "#"
 	return a
@@ -145,42 +146,14 @@ func (a *Adapter) UID() string { return a.uid }
 // whenever the link drops.
 func (a *Adapter) Start(ctx context.Context) error {
 	a.ps = a.rdb.PSubscribe(ctx, a.channel+"*")
-	err := a.ps.Subscribe(ctx, a.requestChannel, a.responseChannel, a.specificResponseChannel)
-	confirmed := 0
-	for err == nil && confirmed < subscriptions {
-		var msg any
-		if msg, err = a.ps.Receive(ctx); err != nil {
-			break
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			confirmed++
-		case *redis.Message: // a broadcast may come before the last confirmation
-			a.dispatch(m)
-		}
-	}
-	ch := a.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
-	go func() {
-		defer close(a.done)
-		resubscribed := confirmed % subscriptions
-		for m := range ch {
-			switch m := m.(type) {
-			case *redis.Subscription:
-				if m.Kind != "subscribe" && m.Kind != "psubscribe" {
-					continue
-				}
-				if resubscribed++; resubscribed == subscriptions {
-					resubscribed = 0
-					a.log.Info("subscribed to redis")
-					a.opts.OnResubscribe()
-				}
-			case *redis.Message:
-				a.dispatch(m)
-			}
-		}
-	}()
+	_ = a.ps.Subscribe(ctx, a.requestChannel, a.responseChannel, a.specificResponseChannel) // Listen reports
+	done, err := redisconn.Listen(ctx, a.ps, subscriptions, a.dispatch, func() {
+		a.log.Info("subscribed to redis")
+		a.opts.OnResubscribe()
+	})
+	a.done = done
 	if err != nil {
-		return fmt.Errorf("redisadapter: subscribe (retrying in the background): %w", err)
+		return fmt.Errorf("redisadapter: %w", err)
 	}
 	return nil
 }

@@ -55,13 +55,10 @@ func startAdapter(t *testing.T, url string, local Local) *Adapter {
 // An adapter whose Redis restarts, or is down when it starts, subscribes
 // by itself once Redis answers and receives what the emitter publishes.
 func TestAdapterRejoinsRedis(t *testing.T) {
-	for _, tt := range []struct {
-		name        string
-		downAtStart bool
-	}{{"redis restarts", false}, {"redis down at start", true}} {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range testenv.RedisOutages {
+		t.Run(tt.Name, func(t *testing.T) {
 			redis := testenv.StartRedis(t)
-			if tt.downAtStart {
+			if tt.DownAtStart {
 				redis.Stop()
 			}
 			local := newFakeLocal(map[string][]string{"s1": {"user:1"}})
@@ -72,7 +69,7 @@ func TestAdapterRejoinsRedis(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			if err := a.Start(ctx); (err != nil) != tt.downAtStart {
+			if err := a.Start(ctx); (err != nil) != tt.DownAtStart {
 				t.Fatalf("Start: %v", err)
 			}
 			t.Cleanup(func() { _ = a.Close() })
