@@ -60,17 +60,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func nextChange(t *testing.T, ch chan presenceChange) presenceChange {
-	t.Helper()
-	select {
-	case c := <-ch:
-		return c
-	case <-time.After(10 * time.Second):
-		t.Fatal("no presence change reported within 10 s")
-		return presenceChange{}
-	}
-}
-
 func TestRedisTrackerAcrossNodes(t *testing.T) {
 	url := testenv.StartRedis(t).URL
 	ctx := context.Background()
@@ -140,7 +129,7 @@ func TestRedisTrackerVanishedNode(t *testing.T) {
 
 	a.halt() // killed: no goodbye
 
-	if got := nextChange(t, changesB); got != (presenceChange{"only-a", false}) {
+	if got := testenv.Receive(t, changesB, "presence change"); got != (presenceChange{"only-a", false}) {
 		t.Fatalf("b reported %+v, want only-a offline", got)
 	}
 	if b.Online("only-a") || !b.Online("both") {
@@ -193,7 +182,7 @@ func TestRedisTrackerRestartedNode(t *testing.T) {
 	}
 	old.halt() // killed, and restarted at once
 	fresh, changes := startTracker(t, url, "n1")
-	if got := nextChange(t, changes); got != (presenceChange{"u1", false}) {
+	if got := testenv.Receive(t, changes, "presence change"); got != (presenceChange{"u1", false}) {
 		t.Fatalf("restarted node reported %+v, want u1 offline", got)
 	}
 	if fresh.Online("u1") {
@@ -221,7 +210,7 @@ func TestRedisTrackerRejoinsRedis(t *testing.T) {
 				t.Fatalf("Connect: %v", err)
 			}
 			redis.Restart(t)
-			if got := nextChange(t, changes); got != (presenceChange{"u1", true}) {
+			if got := testenv.Receive(t, changes, "presence change"); got != (presenceChange{"u1", true}) {
 				t.Fatalf("a reported %+v, want u1 online once registered", got)
 			}
 			b, _ := startTracker(t, redis.URL, "b")

@@ -39,18 +39,6 @@ func startNode(t *testing.T, url, id string) *node {
 	return n
 }
 
-func receive[T any](t *testing.T, ch chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no %s within 15 s", what)
-		var zero T
-		return zero
-	}
-}
-
 func TestBusNotices(t *testing.T) {
 	url := testenv.StartRedis(t).URL
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
@@ -62,10 +50,10 @@ func TestBusNotices(t *testing.T) {
 	if err := a.bus.Publish(ctx, TopicSessionsRevoked, SessionsRevoked{UserID: "u1", SessionIDs: []string{"s1", "s2"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, b.membership, "membership notice"); got.ChatID != "c1" {
+	if got := testenv.Receive(t, b.membership, "membership notice"); got.ChatID != "c1" {
 		t.Fatalf("b got %+v", got)
 	}
-	if got := receive(t, b.revoked, "revocation notice"); !reflect.DeepEqual(got, SessionsRevoked{UserID: "u1", SessionIDs: []string{"s1", "s2"}}) {
+	if got := testenv.Receive(t, b.revoked, "revocation notice"); !reflect.DeepEqual(got, SessionsRevoked{UserID: "u1", SessionIDs: []string{"s1", "s2"}}) {
 		t.Fatalf("b got %+v", got)
 	}
 	// A node does not hear itself: b's own notice reaches a, then a's
@@ -73,13 +61,13 @@ func TestBusNotices(t *testing.T) {
 	if err := b.bus.Publish(ctx, TopicMembership, MembershipChange{ChatID: "from-b"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, a.membership, "membership notice"); got.ChatID != "from-b" {
+	if got := testenv.Receive(t, a.membership, "membership notice"); got.ChatID != "from-b" {
 		t.Fatalf("a got %+v", got)
 	}
 	if err := a.bus.Publish(ctx, TopicMembership, MembershipChange{ChatID: "c2"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := receive(t, b.membership, "membership notice"); got.ChatID != "c2" {
+	if got := testenv.Receive(t, b.membership, "membership notice"); got.ChatID != "c2" {
 		t.Fatalf("b got %+v, want c2 (its own notice must not come back)", got)
 	}
 }
@@ -102,12 +90,12 @@ func TestBusRejoinsRedis(t *testing.T) {
 				t.Fatalf("Start: %v", err)
 			}
 			redis.Restart(t)
-			receive(t, b.reconnects, "b subscribed")
-			receive(t, a.reconnects, "a subscribed again")
+			testenv.Receive(t, b.reconnects, "b subscribed")
+			testenv.Receive(t, a.reconnects, "a subscribed again")
 			if err := a.bus.Publish(context.Background(), TopicMembership, MembershipChange{ChatID: "after"}); err != nil {
 				t.Fatal(err)
 			}
-			if got := receive(t, b.membership, "membership notice after the restart"); got.ChatID != "after" {
+			if got := testenv.Receive(t, b.membership, "membership notice after the restart"); got.ChatID != "after" {
 				t.Fatalf("b got %+v", got)
 			}
 		})

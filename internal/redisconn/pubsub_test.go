@@ -11,18 +11,6 @@ import (
 	"github.com/parley-chat/parley/internal/testenv"
 )
 
-func wait[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no %s within 15 s", what)
-		var zero T
-		return zero
-	}
-}
-
 // Listen hands over messages, and reports each time every subscription is
 // confirmed again (a restart, or Redis first answering), after which
 // messages flow again.
@@ -47,12 +35,12 @@ func TestListen(t *testing.T) {
 			t.Cleanup(func() { _ = ps.Close(); <-done })
 
 			r.Restart(t)
-			wait(t, subscribed, "subscription confirmed")
+			testenv.Receive(t, subscribed, "subscription confirmed")
 			for _, ch := range []string{"a", "b"} {
 				if err := rdb.Publish(context.Background(), ch, "x").Err(); err != nil {
 					t.Fatal(err)
 				}
-				if got := wait(t, msgs, "message"); got != ch+":x" {
+				if got := testenv.Receive(t, msgs, "message"); got != ch+":x" {
 					t.Fatalf("got %q", got)
 				}
 			}

@@ -4,7 +4,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
 // fakeLocal is a namespace of one node: sockets by id with their rooms
@@ -145,11 +146,5 @@ func (f *fakeLocal) ServerSideEmit(args []any, ack func(any)) {
 // next waits for the adapter's next call on this node.
 func (f *fakeLocal) next(t *testing.T) call {
 	t.Helper()
-	select {
-	case c := <-f.calls:
-		return c
-	case <-time.After(10 * time.Second):
-		t.Fatal("no call reached the local adapter within 10 s")
-		return call{}
-	}
+	return testenv.Receive(t, f.calls, "call of the local adapter")
 }
