@@ -196,10 +196,7 @@ func TestRedisTrackerRestartedNode(t *testing.T) {
 func TestRedisTrackerRejoinsRedis(t *testing.T) {
 	for _, tt := range testenv.RedisOutages {
 		t.Run(tt.Name, func(t *testing.T) {
-			redis := testenv.StartRedis(t)
-			if tt.DownAtStart {
-				redis.Stop()
-			}
+			redis := tt.Start(t)
 			a, changes := newTracker(t, redis.URL, "a")
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()

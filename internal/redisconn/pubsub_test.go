@@ -17,10 +17,7 @@ import (
 func TestListen(t *testing.T) {
 	for _, tt := range testenv.RedisOutages {
 		t.Run(tt.Name, func(t *testing.T) {
-			r := testenv.StartRedis(t)
-			if tt.DownAtStart {
-				r.Stop()
-			}
+			r := tt.Start(t)
 			rdb := testenv.RedisClient(t, r.URL)
 			ps := rdb.Subscribe(context.Background(), "a", "b")
 			msgs, subscribed := make(chan string, 8), make(chan struct{}, 8)

@@ -45,3 +45,14 @@ type RedisOutage struct {
 // RedisOutages are the cases a client that must rejoin Redis by itself is
 // tested against; Restart brings Redis (back) up in both.
 var RedisOutages = []RedisOutage{{"redis restarts", false}, {"redis down at start", true}}
+
+// Start starts a private Redis for the case: already stopped when the
+// client is to find it down at start.
+func (o RedisOutage) Start(t testing.TB) *Redis {
+	t.Helper()
+	r := StartRedis(t)
+	if o.DownAtStart {
+		r.Stop()
+	}
+	return r
+}

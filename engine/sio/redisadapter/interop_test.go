@@ -57,10 +57,7 @@ func startAdapter(t *testing.T, url string, local Local) *Adapter {
 func TestAdapterRejoinsRedis(t *testing.T) {
 	for _, tt := range testenv.RedisOutages {
 		t.Run(tt.Name, func(t *testing.T) {
-			redis := testenv.StartRedis(t)
-			if tt.DownAtStart {
-				redis.Stop()
-			}
+			redis := tt.Start(t)
 			local := newFakeLocal(map[string][]string{"s1": {"user:1"}})
 			subscribed := make(chan struct{}, 1)
 			a := New(testenv.RedisClient(t, redis.URL), local, Options{
