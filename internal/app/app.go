@@ -43,6 +43,11 @@ type Options struct {
 	FileLimits  files.Limits
 	// CookieSecure marks the token cookie Secure (behind a TLS proxy).
 	CookieSecure bool
+	// RecoveryWindow turns Socket.IO connection-state recovery on (0: off);
+	// SocketQueueBytes bounds one socket's outbound queue (0: the engine's
+	// default). See events.Config.
+	RecoveryWindow   time.Duration
+	SocketQueueBytes int
 }
 
 // App is Parley built: Handler serves REST, Socket.IO and the client.
@@ -71,7 +76,9 @@ func Build(o Options) (*App, error) {
 
 	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
 	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
-	a.Sockets, err = events.New(events.Config{CORSOrigins: o.CORSOrigins}, events.Deps{
+	a.Sockets, err = events.New(events.Config{
+		CORSOrigins: o.CORSOrigins, RecoveryWindow: o.RecoveryWindow, SocketQueueBytes: o.SocketQueueBytes,
+	}, events.Deps{
 		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
 	})
 	if err != nil {
