@@ -18,11 +18,12 @@
 //     of subscribers of the request channel (PUBSUB NUMSUB).
 //
 // The adapter wraps this node's in-memory adapter (Local), as the Node
-// RedisAdapter extends the in-memory Adapter and calls super. Once
-// engine/sio is on main, a Factory for sio.Options.Adapter joins the two:
-// AddAll/Del/DelAll, SocketRooms and session recovery stay on the node's
-// sio.LocalAdapter (room membership is per node, as in Node); Broadcast,
-// FetchSockets, Sockets, AddSockets, DelSockets, DisconnectSockets and
-// ServerSideEmit go through this Adapter, and sio.LocalAdapter serves as
-// its Local.
+// RedisAdapter extends the in-memory Adapter and calls super. Factory plugs
+// it into engine/sio (sio.Options.Adapter): AddAll/Del/DelAll, SocketRooms
+// and session recovery stay on the node's sio.LocalAdapter (room membership
+// is per node, as in Node); Broadcast, FetchSockets, Sockets, AddSockets,
+// DelSockets, DisconnectSockets and ServerSideEmit go through Redis.
+// engine/sio has no acknowledged broadcasts and no acks on server-side
+// emits yet: such a request from Node gets a client count of 0 (its
+// broadcast still reaches this node's sockets), or no answer.
 package redisadapter
