@@ -15,3 +15,8 @@ func (s *Service) ForgetAll() {
 	clear(s.chats)
 	s.mu.Unlock()
 }
+
+// OnChange registers fn to hear of each chat whose members or name this
+// node changed, so other nodes can drop their cached copy. Set it before
+// the service is used.
+func (s *Service) OnChange(fn func(chatID string)) { s.onChange = fn }
