@@ -102,7 +102,7 @@ func (h hijackable) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // error's message.
 func (e *engine) authenticate(sock *sio.Socket) error {
 	hs := sock.Handshake()
-	id, err := e.s.authenticate(handshakeToken(sock.Auth(), hs.Query(), hs.Headers))
+	id, err := e.s.authenticate(handshakeToken(sock.Auth(), hs.Query, hs.Headers))
 	if err != nil {
 		msg, transient := e.s.handshakeError(err)
 		if transient {

@@ -622,7 +622,7 @@ func TestHandshakeKeepsChosenHeaders(t *testing.T) {
 	r, _ := http.NewRequest(http.MethodGet, "/socket.io/?EIO=4&token=x", nil)
 	r.Header.Set("Cookie", "token=abc")
 	r.Header.Set("User-Agent", "test")
-	if hs := newHandshake(r, "", []string{"cookie", "Authorization"}); len(hs.Headers) != 1 || hs.Headers.Get("Cookie") != "token=abc" || hs.Query().Get("token") != "x" {
+	if hs := newHandshake(r, "", []string{"cookie", "Authorization"}); len(hs.Headers) != 1 || hs.Headers.Get("Cookie") != "token=abc" || hs.Query.Get("token") != "x" {
 		t.Fatalf("kept %v", hs.Headers)
 	}
 	if hs := newHandshake(r, "", nil); hs.Headers.Get("User-Agent") != "test" {
