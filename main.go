@@ -23,6 +23,8 @@ import (
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/internal/clientaddr"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
@@ -68,9 +70,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	}()
 
 	var (
-		cache   session.Cache = session.NewMemoryCache()
-		counter auth.Counter  = auth.NewMemoryCounter()
-		cacheP  web.Pinger    = cache
+		cache   session.Cache     = session.NewMemoryCache()
+		limiter ratelimit.Limiter = ratelimit.NewMemory(nil)
+		cacheP  web.Pinger        = cache
 		rdb     *redis.Client
 	)
 	if cfg.RedisURL != "" {
@@ -85,7 +87,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		}
 		cache = session.NewRedisCache(rdb)
 		cacheP = cache
-		counter = auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log)
+		limiter = ratelimit.NewFallback(ratelimit.NewRedis(rdb), log)
 	} else {
 		log.Info("REDIS_URL is not set: in-process session cache, single node")
 	}
@@ -99,14 +101,28 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		return &ConfigError{Var: "BCRYPT_COST", Reason: err.Error()}
 	}
 	sessions := session.NewManager(st, cache, cfg.TokenTTL, log)
-	accounts := auth.NewAccounts(st, sessions, passwords, auth.NewTokens(secret), auth.NewThrottle(counter), log)
+	throttle := auth.NewThrottle(limiter, auth.ThrottleLimits{
+		PerAccount: cfg.LoginFailuresAccount, PerAddress: cfg.LoginFailuresAddress, Window: cfg.LoginFailureWindow,
+	})
+	accounts := auth.NewAccounts(st, sessions, passwords, auth.NewTokens(secret), throttle, log)
+	addrs, err := clientaddr.New(cfg.TrustedProxies)
+	if err != nil {
+		return &ConfigError{Var: "TRUSTED_PROXIES", Reason: err.Error()}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "parley_password_checks_total", Help: "Passwords compared (bcrypt): the login throttle bounds these per account.",
+	}, func() float64 { return float64(passwords.Checks()) }))
 
 	chats := chat.New(st, nil, chat.DefaultLimits, log)
-	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins}, events.Deps{
+	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins, Limits: events.Limits{
+		Send: cfg.LimitMessageSend.Limit, Typing: cfg.LimitTyping.Limit, Handshakes: cfg.LimitHandshakes.Limit,
+		SocketsPerUser: cfg.MaxSocketsPerUser, SocketsPerAddress: cfg.MaxSocketsPerAddress,
+	}}, events.Deps{
 		Log: log, Accounts: accounts, Chats: chats, Users: st, Sessions: sessions, Registerer: reg,
+		Limiter: limiter, Addrs: addrs,
 	})
 	if err != nil {
 		return fmt.Errorf("socket.io server: %w", err)
@@ -124,6 +140,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		Ready:       map[string]web.Pinger{"database": st, "cache": cacheP},
 		Registry:    reg,
 		CORSOrigins: cfg.CORSOrigins,
+		Limits:      web.Limits{Limiter: limiter, Addrs: addrs, REST: cfg.LimitREST.Limit, Signups: cfg.LimitSignups.Limit},
 	})
 
 	// Uploads never attached are swept a few times per ORPHAN_FILE_TTL, at

@@ -292,7 +292,11 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	if ctx := sock.Request(); ctx != nil {
 		r = ctx.Request()
 	}
-	id, err := e.s.authenticate(handshakeToken(sock.Handshake().Auth, r))
+	id, release, err := e.s.admit(sock.Handshake().Auth, r)
+	if err == nil {
+		// The socket's slots are held while its transport lives.
+		_ = sock.Conn().Once("close", func(...any) { release() })
+	}
 	if err != nil {
 		msg, transient := e.s.handshakeError(err)
 		if transient {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
@@ -188,8 +189,13 @@ type (
 		OK bool `json:"ok"`
 	}
 	errAck struct {
-		OK    bool             `json:"ok"`
-		Error apperr.BodyError `json:"error"`
+		OK    bool     `json:"ok"`
+		Error ackError `json:"error"`
+	}
+	// ackError is the contract's error, with retryAfterMs on rate_limited.
+	ackError struct {
+		apperr.BodyError
+		RetryAfterMs *int64 `json:"retryAfterMs,omitempty"`
 	}
 	sendAck struct {
 		OK      bool         `json:"ok"`
@@ -222,7 +228,12 @@ func (st *connState) reply(event string, ack Ack, result any, err error) {
 		st.s.log.Error("socket event failed", "event", event, "user", st.conn.UserID(), "err", err)
 	}
 	if ack != nil {
-		ack(errAck{OK: false, Error: e.Body().Error})
+		body := ackError{BodyError: e.Body().Error}
+		if e.Code == apperr.RateLimited {
+			ms := max(e.RetryAfter.Milliseconds(), 1)
+			body.RetryAfterMs = &ms
+		}
+		ack(errAck{OK: false, Error: body})
 	}
 }
 
@@ -248,7 +259,27 @@ func (st *connState) run(laneID int, event string, ack Ack, work func(ctx contex
 	})
 }
 
+// overLimit takes one unit of key's budget; over it, the event is answered
+// rate_limited and goes no further (nothing stored, nothing relayed), and
+// the socket stays up.
+func (st *connState) overLimit(event, limit string, lim ratelimit.Limiter, key string, l ratelimit.Limit, ack Ack) bool {
+	res, err := lim.Allow(st.s.ctx, key, l)
+	if err != nil {
+		st.s.log.Warn("socket: rate limit unavailable", "event", event, "err", err)
+		return false
+	}
+	if res.Allowed {
+		return false
+	}
+	st.s.metrics.limited(limit)
+	st.reply(event, ack, nil, rateLimited("too many "+limit+", slow down", res.RetryAfter))
+	return true
+}
+
 func (st *connState) onSend(v any, ack Ack) {
+	if st.overLimit(EventMessageSend, "sends", st.s.limiter, "send:"+st.conn.UserID(), st.s.cfg.Limits.Send, ack) {
+		return
+	}
 	p, err := parsePayload(v)
 	if err != nil {
 		st.reply(EventMessageSend, ack, nil, err)
@@ -301,6 +332,9 @@ func (st *connState) onTyping(v any, ack Ack) {
 	chatID, isTyping := p.String("chatId", true), p.Bool("isTyping", true)
 	if err := p.Err(); err != nil {
 		st.reply(EventTyping, ack, nil, err)
+		return
+	}
+	if st.overLimit(EventTyping, "typing", st.s.socketLimiter, "typing:"+st.key, st.s.cfg.Limits.Typing, ack) {
 		return
 	}
 	relay := st.typing.allow(*chatID, *isTyping)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/auth"
@@ -73,6 +74,54 @@ func (s *Server) authenticate(token string) (auth.Identity, error) {
 	return s.accounts.Authenticate(ctx, token)
 }
 
+// admit decides whether a handshake may open a socket: the address's
+// handshake rate and open sockets (before the credential is checked, so a
+// flood costs no database work), the credential, then the user's open
+// sockets. On success release gives the socket's slots back; the engine
+// calls it once, when the transport closes. Refusals over a limit are
+// apperr.RateLimited (connect_error "rate_limited").
+func (s *Server) admit(authData map[string]any, r *http.Request) (id auth.Identity, release func(), err error) {
+	addr := ""
+	if r != nil {
+		addr = s.addrs.Addr(r)
+	}
+	lim := s.cfg.Limits
+	res, err := s.limiter.Allow(s.ctx, "handshake:"+addr, lim.Handshakes)
+	if err != nil {
+		s.log.Warn("socket handshake: rate limit unavailable", "err", err)
+	} else if !res.Allowed {
+		s.metrics.limited("handshake")
+		return auth.Identity{}, nil, rateLimited("too many connections from this address", res.RetryAfter)
+	}
+	addrSlot := "addr:" + addr
+	if !s.slots.Acquire(addrSlot, lim.SocketsPerAddress) {
+		s.metrics.limited("sockets_per_address")
+		return auth.Identity{}, nil, rateLimited("too many open sockets from this address", time.Second)
+	}
+	id, err = s.authenticate(handshakeToken(authData, r))
+	if err != nil {
+		s.slots.Release(addrSlot)
+		return auth.Identity{}, nil, err
+	}
+	userSlot := "user:" + id.UserID
+	if !s.slots.Acquire(userSlot, lim.SocketsPerUser) {
+		s.slots.Release(addrSlot)
+		s.metrics.limited("sockets_per_user")
+		return auth.Identity{}, nil, rateLimited("too many open sockets for this user", time.Second)
+	}
+	var once sync.Once
+	return id, func() {
+		once.Do(func() {
+			s.slots.Release(userSlot)
+			s.slots.Release(addrSlot)
+		})
+	}, nil
+}
+
+func rateLimited(message string, retryAfter time.Duration) *apperr.Error {
+	return &apperr.Error{Code: apperr.RateLimited, Message: message, RetryAfter: retryAfter}
+}
+
 // handshakeError sorts a failed credential check. Bad credentials answer
 // the contract's connect_error "unauthorized". A check that could not be
 // made (cache and database down) is transient: the engine drops the
@@ -81,8 +130,8 @@ func (s *Server) authenticate(token string) (auth.Identity, error) {
 // away over an outage.
 func (s *Server) handshakeError(err error) (message string, transient bool) {
 	e := apperr.From(err)
-	if e.Code == apperr.Unauthorized {
-		return string(apperr.Unauthorized), false
+	if e.Code == apperr.Unauthorized || e.Code == apperr.RateLimited {
+		return string(e.Code), false
 	}
 	s.log.Error("socket handshake: credential check failed", "err", err)
 	return string(e.Code), true

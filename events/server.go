@@ -21,6 +21,8 @@ import (
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/internal/clientaddr"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 )
@@ -69,6 +71,20 @@ type Config struct {
 	RecoveryWindow time.Duration
 	// HandlerTimeout bounds one event's work; default 15s.
 	HandlerTimeout time.Duration
+	// Limits are the flood limits; the zero value limits nothing.
+	Limits Limits
+}
+
+// Limits bound what one user, socket or address may do. Rates are taken
+// from Deps.Limiter (shared through Redis when configured); open sockets
+// are counted on this node.
+type Limits struct {
+	// Send: message:send per user. Typing: typing changes per socket.
+	Send, Typing ratelimit.Limit
+	// Handshakes: new socket handshakes per client address.
+	Handshakes ratelimit.Limit
+	// SocketsPerUser and SocketsPerAddress bound open sockets; 0: none.
+	SocketsPerUser, SocketsPerAddress int
 }
 
 func (c *Config) defaults() {
@@ -103,6 +119,10 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Now is the clock, for tests; nil means time.Now.
 	Now func() time.Time
+	// Limiter holds the rate budgets; nil means one on this node.
+	Limiter ratelimit.Limiter
+	// Addrs finds a handshake's client address; nil means the peer.
+	Addrs *clientaddr.Resolver
 }
 
 // fanout is what the server needs from the transport, in Parley's terms:
@@ -128,6 +148,12 @@ type Server struct {
 	tracker  Tracker
 	metrics  *metrics
 	now      func() time.Time
+	limiter  ratelimit.Limiter
+	addrs    *clientaddr.Resolver
+	// slots counts open sockets per user and per address (see Limits).
+	slots *ratelimit.Slots
+	// socketLimiter holds per-socket budgets, which never leave the node.
+	socketLimiter *ratelimit.Memory
 
 	out     fanout
 	eng     *engine // nil in tests that run without the library
@@ -202,6 +228,7 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: deps.Log, accounts: deps.Accounts, chats: deps.Chats, users: deps.Users,
 		tracker: deps.Tracker, now: deps.Now, revoked: map[string]time.Time{},
+		limiter: deps.Limiter, addrs: deps.Addrs, slots: ratelimit.NewSlots(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -212,6 +239,10 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.limiter == nil {
+		s.limiter = ratelimit.NewMemory(s.now)
+	}
+	s.socketLimiter = ratelimit.NewMemory(s.now)
 	m, err := newMetrics(deps.Registerer)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -52,6 +51,10 @@ type signupRequest struct {
 func (s *server) signup(w http.ResponseWriter, r *http.Request) {
 	var req signupRequest
 	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if err := s.take(r.Context(), "signup:", clientAddr(r), s.limits.Signups); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -206,16 +209,6 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, wire.NewUser(u, s.presence.Online(u.ID)))
-}
-
-// clientAddr is the peer address for throttling. Forwarded headers are not
-// trusted: any client could forge them to dodge the per-address limit.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func deref(p *string) string {

@@ -65,6 +65,8 @@ type Deps struct {
 	SecureCookies bool
 	// Socket serves Socket.IO at /socket.io/; it answers CORS itself.
 	Socket http.Handler
+	// Limits are the per-address flood limits.
+	Limits Limits
 	// Mount adds routes owned by other packages (chats, files, socket.io).
 	Mount []func(r chi.Router, authed func(http.Handler) http.Handler)
 }
@@ -83,6 +85,7 @@ type server struct {
 	uploadMax     int64
 	avatarMax     int64
 	avatarMu      [16]sync.Mutex // see setAvatar
+	limits        Limits
 }
 
 // NewRouter returns the whole HTTP handler.
@@ -90,7 +93,7 @@ func NewRouter(d Deps) http.Handler {
 	s := &server{
 		log: d.Log, accounts: d.Accounts, sessions: d.Sessions, users: d.Users, presence: d.Presence,
 		chats: d.Chats, ready: d.Ready, metrics: NewMetrics(d.Registry), secureCookies: d.SecureCookies,
-		files: d.Files, uploadMax: d.UploadMaxBytes, avatarMax: d.AvatarMaxBytes,
+		files: d.Files, uploadMax: d.UploadMaxBytes, avatarMax: d.AvatarMaxBytes, limits: d.Limits,
 	}
 	if s.presence == nil {
 		s.presence = noPresence{}
@@ -102,7 +105,7 @@ func NewRouter(d Deps) http.Handler {
 		s.avatarMax = defaultAvatarMax
 	}
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe)
+	r.Use(s.recoverer, s.observe, s.withClientAddr)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, apperr.New(apperr.NotFound, "no such route"))
 	})
@@ -115,6 +118,7 @@ func NewRouter(d Deps) http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 
 	r.Route("/api", func(r chi.Router) {
+		r.Use(s.limitREST)
 		r.Post("/auth/signup", s.signup)
 		r.Post("/auth/login", s.login)
 		r.Group(func(r chi.Router) {
