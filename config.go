@@ -44,18 +44,18 @@ type Config struct {
 
 	// Flood limits (see README): rates as "N/unit:burst" or "off";
 	// counts of open sockets as a number, 0 for none.
-	TrustedProxies         []string      `env:"TRUSTED_PROXIES" envSeparator:","`
-	LoginFailuresAccount   int           `env:"LOGIN_FAILURES_PER_ACCOUNT" envDefault:"5"`
-	LoginFailuresAddress   int           `env:"LOGIN_FAILURES_PER_ADDRESS" envDefault:"20"`
-	LoginFailureWindow     time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"15m"`
-	LimitMessageSend       RateSpec      `env:"LIMIT_MESSAGE_SEND" envDefault:"20/s:40"`
-	LimitTyping            RateSpec      `env:"LIMIT_TYPING" envDefault:"10/s:20"`
-	LimitHandshakes        RateSpec      `env:"LIMIT_HANDSHAKES" envDefault:"10/s:50"`
-	LimitREST              RateSpec      `env:"LIMIT_REST" envDefault:"50/s:200"`
-	LimitSignups           RateSpec      `env:"LIMIT_SIGNUPS" envDefault:"20/h:10"`
-	MaxSocketsPerUser      int           `env:"MAX_SOCKETS_PER_USER" envDefault:"20"`
-	MaxSocketsPerAddress   int           `env:"MAX_SOCKETS_PER_ADDRESS" envDefault:"200"`
-	SessionReconcileEvery  time.Duration `env:"SESSION_RECONCILE_INTERVAL" envDefault:"1s"`
+	TrustedProxies        []string      `env:"TRUSTED_PROXIES" envSeparator:","`
+	LoginFailuresAccount  int           `env:"LOGIN_FAILURES_PER_ACCOUNT" envDefault:"5"`
+	LoginFailuresAddress  int           `env:"LOGIN_FAILURES_PER_ADDRESS" envDefault:"20"`
+	LoginFailureWindow    time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"15m"`
+	LimitMessageSend      RateSpec      `env:"LIMIT_MESSAGE_SEND" envDefault:"20/s:40"`
+	LimitTyping           RateSpec      `env:"LIMIT_TYPING" envDefault:"10/s:20"`
+	LimitHandshakes       RateSpec      `env:"LIMIT_HANDSHAKES" envDefault:"10/s:50"`
+	LimitREST             RateSpec      `env:"LIMIT_REST" envDefault:"50/s:200"`
+	LimitSignups          RateSpec      `env:"LIMIT_SIGNUPS" envDefault:"20/h:10"`
+	MaxSocketsPerUser     int           `env:"MAX_SOCKETS_PER_USER" envDefault:"20"`
+	MaxSocketsPerAddress  int           `env:"MAX_SOCKETS_PER_ADDRESS" envDefault:"200"`
+	SessionReconcileEvery time.Duration `env:"SESSION_RECONCILE_INTERVAL" envDefault:"1s"`
 }
 
 // RateSpec is a rate limit written "N/unit" or "N/unit:burst" (unit s, m,

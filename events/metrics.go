@@ -9,8 +9,8 @@ import (
 // metrics are the socket series on /metrics. A nil Registerer still gets
 // working collectors, just unregistered, so no call site checks for nil.
 type metrics struct {
-	sockets prometheus.Gauge
-	events  *prometheus.CounterVec
+	sockets  prometheus.Gauge
+	events   *prometheus.CounterVec
 	limitedC *prometheus.CounterVec
 }
 
