@@ -2,14 +2,20 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/internal/testenv"
+	"github.com/parley-chat/parley/internal/testenv/sioraw"
 )
 
 // metricValue reads one unlabelled series from the server's /metrics.
@@ -89,4 +95,141 @@ func TestLoginGuessRace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sessionID reads a token's sid claim (the test knows the token's shape;
+// the server never shows session ids otherwise).
+func sessionIDOf(t *testing.T, token string) string {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims["sid"].(string)
+}
+
+// refusedEverywhere checks that token is refused over REST and for a new
+// socket on srv.
+func refusedEverywhere(t *testing.T, srv *testServer, token, where string) {
+	t.Helper()
+	if r := call(t, "GET", srv.URL+"/api/me", token, nil); r.Status != 401 {
+		t.Fatalf("%s: logged-out token over REST: %d %s", where, r.Status, r.Raw)
+	}
+	c := sioraw.Dial(t, srv.URL, "", nil)
+	defer c.Close()
+	kind, body := c.Connect(map[string]any{"token": token})
+	if kind != "44" || body["message"] != "unauthorized" {
+		t.Fatalf("%s: logged-out token for a new socket: %s %v", where, kind, body)
+	}
+}
+
+// failedReconciles counts the node's failed attempts to reconcile its
+// session cache (a debug log line each).
+func failedReconciles(srv *testServer) int {
+	return strings.Count(srv.logs.String(), `msg="session cache reconcile"`)
+}
+
+// waitFailedReconcile waits until the node has failed one more reconcile
+// than before: it has seen Redis down and waits an interval to retry.
+func waitFailedReconcile(t *testing.T, srv *testServer, before int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); failedReconciles(srv) <= before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the node never tried to reconcile its session cache with Redis down")
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval, not synchronisation
+	}
+}
+
+// waitGone waits until the stale key has been purged from Redis by a
+// node's reconcile.
+func waitGone(t *testing.T, rdb *redis.Client, key string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); rdb.Exists(context.Background(), key).Val() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still in Redis: no node purged it", key)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval, not synchronisation
+	}
+}
+
+// TestLogoutSurvivesRedisOutage: log out while Redis is down (stopped for
+// real), restart the node (a new server on the same database), bring Redis
+// back with its stale data (the session's entry, TTL still days): the
+// token stays refused over REST and for new sockets. Then the same with two
+// nodes on one Redis and one database, the logout on one and the stale
+// entry offered to the other.
+func TestLogoutSurvivesRedisOutage(t *testing.T) {
+	t.Run("restart of the node", func(t *testing.T) {
+		rds := testenv.StartPersistentRedis(t)
+		cfg := testConfig(t, "sqlite")
+		cfg.RedisURL = rds.URL
+		// A node retries a failed reconcile only after the interval: long
+		// enough that Redis is back, stale entry and all, before any node
+		// purges it, short enough to see the purge.
+		cfg.SessionReconcileEvery = 5 * time.Second
+		srv := startServer(t, cfg)
+		a := signup(t, srv, "outage")
+		key := "session:" + sessionIDOf(t, a.Token)
+		if r := call(t, "GET", srv.URL+"/api/me", a.Token, nil); r.Status != 200 {
+			t.Fatalf("fresh token: %d", r.Status)
+		}
+
+		rds.Stop(t)
+		if r := call(t, "POST", srv.URL+"/api/auth/logout", a.Token, nil); r.Status != 204 {
+			t.Fatalf("logout with Redis down: %d %s", r.Status, r.Raw)
+		}
+		refusedEverywhere(t, srv, a.Token, "Redis down")
+		srv.stop()
+
+		srv2 := startServer(t, cfg)
+		waitFailedReconcile(t, srv2, 0)
+		rds.Start(t)
+		rdb := testenv.RedisClient(t, rds.URL)
+		if ttl := rdb.TTL(context.Background(), key).Val(); ttl < time.Hour {
+			t.Fatalf("Redis did not come back with the stale entry (TTL %v)", ttl)
+		}
+		refusedEverywhere(t, srv2, a.Token, "restarted node, stale Redis")
+		waitGone(t, rdb, key)
+		refusedEverywhere(t, srv2, a.Token, "after the purge")
+	})
+
+	t.Run("two nodes", func(t *testing.T) {
+		rds := testenv.StartPersistentRedis(t)
+		cfg := testConfig(t, "mongo")
+		cfg.RedisURL = rds.URL
+		cfg.SessionReconcileEvery = 5 * time.Second
+		n1, n2 := startServer(t, cfg), startServer(t, cfg)
+		a := signup(t, n1, "twonodes")
+		key := "session:" + sessionIDOf(t, a.Token)
+		for _, n := range []*testServer{n1, n2} {
+			if r := call(t, "GET", n.URL+"/api/me", a.Token, nil); r.Status != 200 {
+				t.Fatalf("fresh token: %d", r.Status)
+			}
+		}
+		live := connectSock(t, n2, a.Token)
+		if ttl := testenv.RedisClient(t, rds.URL).TTL(context.Background(), key).Val(); ttl < time.Hour {
+			t.Fatalf("the session is not cached before the outage (TTL %v)", ttl)
+		}
+
+		failed1, failed2 := failedReconciles(n1), failedReconciles(n2)
+		rds.Stop(t)
+		if r := call(t, "POST", n1.URL+"/api/auth/logout", a.Token, nil); r.Status != 204 {
+			t.Fatalf("logout on node 1 with Redis down: %d %s", r.Status, r.Raw)
+		}
+		refusedEverywhere(t, n2, a.Token, "node 2, Redis down")
+		// Both nodes noticed the outage and will not try again for an
+		// interval: Redis comes back with its stale data untouched.
+		waitFailedReconcile(t, n1, failed1)
+		waitFailedReconcile(t, n2, failed2)
+		rds.Start(t)
+		rdb := testenv.RedisClient(t, rds.URL)
+		if ttl := rdb.TTL(context.Background(), key).Val(); ttl < time.Hour {
+			t.Fatalf("Redis did not come back with the stale entry (TTL %v)", ttl)
+		}
+		refusedEverywhere(t, n2, a.Token, "node 2, stale Redis")
+		refusedEverywhere(t, n1, a.Token, "node 1, stale Redis")
+		waitGone(t, rdb, key)
+		live.Close()
+	})
 }

@@ -101,6 +101,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		return &ConfigError{Var: "BCRYPT_COST", Reason: err.Error()}
 	}
 	sessions := session.NewManager(st, cache, cfg.TokenTTL, log)
+	// Replays session purge notes against the cache (see package session);
+	// stops before the store closes.
+	sessCtx, stopSess := context.WithCancel(context.WithoutCancel(ctx))
+	sessDone := make(chan struct{})
+	go func() { sessions.Run(sessCtx, cfg.SessionReconcileEvery); close(sessDone) }()
+	defer func() { stopSess(); <-sessDone }()
 	throttle := auth.NewThrottle(limiter, auth.ThrottleLimits{
 		PerAccount: cfg.LoginFailuresAccount, PerAddress: cfg.LoginFailuresAddress, Window: cfg.LoginFailureWindow,
 	})
