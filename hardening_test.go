@@ -233,3 +233,46 @@ func TestLogoutSurvivesRedisOutage(t *testing.T) {
 		live.Close()
 	})
 }
+
+// TestNameForms: one canonical form for names. An email typed composed
+// (é) or decomposed (e + U+0301), or in another case, is one account and
+// logs in either way; a look-alike letter from another script makes no
+// second account that looks the same.
+func TestNameForms(t *testing.T) {
+	srv := startServer(t, testConfig(t, "sqlite"))
+	tag := randomHex(3)
+	composed := "jos\u00e9." + tag + "@example.com"
+	decomposed := "jose\u0301." + tag + "@example.com"
+	su := func(username, email string) response {
+		return call(t, "POST", srv.URL+"/api/auth/signup", "", map[string]any{"username": username, "email": email, "password": "correct horse battery"})
+	}
+	if r := su("jose_"+tag, composed); r.Status != 201 {
+		t.Fatalf("signup with a composed email: %d %s", r.Status, r.Raw)
+	}
+	if r := su("jose2_"+tag, decomposed); r.Status != 409 || r.Body["error"].(map[string]any)["fields"].(map[string]any)["email"] != "taken" {
+		t.Fatalf("the decomposed form made a second account: %d %s", r.Status, r.Raw)
+	}
+	for _, login := range []string{composed, decomposed, "JOS\u00c9." + tag + "@EXAMPLE.COM", "JOSE_" + tag} {
+		if r := call(t, "POST", srv.URL+"/api/auth/login", "", map[string]any{"login": login, "password": "correct horse battery"}); r.Status != 200 {
+			t.Fatalf("login as %q: %d %s", login, r.Status, r.Raw)
+		}
+	}
+	if me := call(t, "POST", srv.URL+"/api/auth/login", "", map[string]any{"login": decomposed, "password": "correct horse battery"}); me.Body["user"].(map[string]any)["username"] != "jose_"+tag {
+		t.Fatalf("logged in as someone else: %s", me.Raw)
+	}
+
+	// Cyrillic "а" (U+0430) in place of Latin "a".
+	latin := "alice." + tag + "@example.com"
+	if r := su("alice_"+tag, latin); r.Status != 201 {
+		t.Fatalf("signup: %d %s", r.Status, r.Raw)
+	}
+	r := su("alice2_"+tag, "\u0430lice."+tag+"@example.com")
+	wantRESTError(t, "email with a Cyrillic look-alike letter", r, 400, "invalid_input")
+	r = su("\u0430lice_"+tag, "other."+tag+"@example.com")
+	wantRESTError(t, "username with a Cyrillic look-alike letter", r, 400, "invalid_input")
+	// Full-width letters are the same username after width mapping: a
+	// login typed so finds the account, a signup cannot take the name.
+	if r := call(t, "POST", srv.URL+"/api/auth/login", "", map[string]any{"login": "\uff21lice_" + tag, "password": "correct horse battery"}); r.Status != 200 {
+		t.Fatalf("login with a full-width A: %d %s", r.Status, r.Raw)
+	}
+}
