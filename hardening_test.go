@@ -276,3 +276,25 @@ func TestNameForms(t *testing.T) {
 		t.Fatalf("login with a full-width A: %d %s", r.Status, r.Raw)
 	}
 }
+
+// TestPresenceOnlyForPeers: presence:get answers for the caller and users
+// who share a chat with it; a stranger's presence is left out, exactly as
+// an unknown id is.
+func TestPresenceOnlyForPeers(t *testing.T) {
+	srv := startServer(t, testConfig(t, "sqlite"))
+	a, b, stranger := signup(t, srv, "pres_a"), signup(t, srv, "pres_b"), signup(t, srv, "pres_x")
+	newDirectChat(t, srv, a, b)
+	connectSock(t, srv, stranger.Token) // online, and still invisible to a
+	s := connectSock(t, srv, a.Token)
+	got := s.CallOne("presence:get", map[string]any{"userIds": []string{stranger.ID, b.ID, a.ID, "64b0000000000000000000ff"}})
+	if got["ok"] != true {
+		t.Fatalf("presence:get: %v", got)
+	}
+	var ids []string
+	for _, p := range got["presence"].([]any) {
+		ids = append(ids, p.(map[string]any)["userId"].(string))
+	}
+	if strings.Join(ids, ",") != b.ID+","+a.ID {
+		t.Fatalf("presence for %v, want only the peer and the caller (%s, %s)", ids, b.ID, a.ID)
+	}
+}

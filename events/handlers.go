@@ -392,8 +392,10 @@ func (st *connState) onHistory(v any, ack Ack) {
 	})
 }
 
-// onPresence answers for the users that exist, in the order asked, each
-// once; ids that name no user are left out.
+// onPresence answers for the users the caller may see (itself and those
+// who share a chat with it), in the order asked, each once; any other id
+// is left out, as ids that name no user are, so the answer tells a
+// stranger nothing about who exists or is online.
 func (st *connState) onPresence(v any, ack Ack) {
 	p, err := parsePayload(v)
 	if err != nil {
@@ -409,11 +411,20 @@ func (st *connState) onPresence(v any, ack Ack) {
 		return
 	}
 	st.run(laneQuery, EventPresenceGet, ack, func(ctx context.Context) (any, error) {
+		peers, err := st.s.chats.Peers(ctx, st.conn.UserID())
+		if err != nil {
+			return nil, fmt.Errorf("presence: look up peers: %w", err)
+		}
+		visible := make(map[string]bool, len(peers)+1)
+		visible[st.conn.UserID()] = true
+		for _, id := range peers {
+			visible[id] = true
+		}
 		seen := make(map[string]bool, len(ids))
 		valid := make([]string, 0, len(ids))
 		for _, id := range ids {
 			// Malformed ids name nothing; the store is not asked about them.
-			if !seen[id] && store.ValidID(id) {
+			if !seen[id] && visible[id] && store.ValidID(id) {
 				seen[id] = true
 				valid = append(valid, id)
 			}
