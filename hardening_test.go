@@ -298,3 +298,18 @@ func TestPresenceOnlyForPeers(t *testing.T) {
 		t.Fatalf("presence for %v, want only the peer and the caller (%s, %s)", ids, b.ID, a.ID)
 	}
 }
+
+// TestSocketEndsWithItsSession: a socket is told session:revoked and
+// disconnected when its session ends by time, as when it ends by logout.
+func TestSocketEndsWithItsSession(t *testing.T) {
+	cfg := testConfig(t, "sqlite")
+	cfg.TokenTTL = 3 * time.Second // below the configurable minimum, for the test only
+	srv := startServer(t, cfg)
+	a := signup(t, srv, "expiry")
+	s := connectSock(t, srv, a.Token)
+	s.Event("session:revoked")
+	if f := s.Expect("the namespace DISCONNECT", func(f string) bool { return strings.HasPrefix(f, "41") }); f != "41" {
+		t.Fatalf("%q, want the server's DISCONNECT (io server disconnect)", f)
+	}
+	refusedEverywhere(t, srv, a.Token, "expired session")
+}

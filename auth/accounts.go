@@ -28,6 +28,8 @@ type Users interface {
 type Identity struct {
 	UserID    string
 	SessionID string
+	// ExpiresAt is when the session ends by time (its token's exp).
+	ExpiresAt time.Time
 }
 
 // Grant is a fresh session and the token that names it.
@@ -174,7 +176,7 @@ func (a *Accounts) Authenticate(ctx context.Context, token string) (Identity, er
 		}
 		return Identity{}, err
 	}
-	return Identity{UserID: c.UserID, SessionID: c.SessionID}, nil
+	return Identity{UserID: c.UserID, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt}, nil
 }
 
 // ProfileInput is a PATCH /api/me request; nil fields stay as they are.

@@ -109,13 +109,58 @@ func (s *Server) admit(authData map[string]any, r *http.Request) (id auth.Identi
 		s.metrics.limited("sockets_per_user")
 		return auth.Identity{}, nil, rateLimited("too many open sockets for this user", time.Second)
 	}
+	s.watchExpiry(id)
 	var once sync.Once
 	return id, func() {
 		once.Do(func() {
+			s.unwatchExpiry(id.SessionID)
 			s.slots.Release(userSlot)
 			s.slots.Release(addrSlot)
 		})
 	}, nil
+}
+
+// sessionExpiry ends a session's sockets when the session ends by time,
+// as a logout would: session:revoked, then disconnect. One timer per
+// session with sockets on this node, stopped with its last socket.
+type sessionExpiry struct {
+	timer   *time.Timer
+	sockets int
+}
+
+func (s *Server) watchExpiry(id auth.Identity) {
+	if id.ExpiresAt.IsZero() {
+		return
+	}
+	s.expiryMu.Lock()
+	defer s.expiryMu.Unlock()
+	if e := s.expiries[id.SessionID]; e != nil {
+		e.sockets++
+		return
+	}
+	// A token's exp has whole seconds, the session's expiry milliseconds:
+	// a second later the session has surely ended, so a socket never goes
+	// while its token still works.
+	end := id.ExpiresAt.Add(time.Second)
+	s.expiries[id.SessionID] = &sessionExpiry{sockets: 1, timer: time.AfterFunc(end.Sub(s.now()), func() {
+		s.expiryMu.Lock()
+		delete(s.expiries, id.SessionID)
+		s.expiryMu.Unlock()
+		s.revoke(id.UserID, []string{id.SessionID})
+	})}
+}
+
+func (s *Server) unwatchExpiry(sid string) {
+	s.expiryMu.Lock()
+	defer s.expiryMu.Unlock()
+	e := s.expiries[sid]
+	if e == nil {
+		return
+	}
+	if e.sockets--; e.sockets <= 0 {
+		e.timer.Stop()
+		delete(s.expiries, sid)
+	}
 }
 
 func rateLimited(message string, retryAfter time.Duration) *apperr.Error {

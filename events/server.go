@@ -185,6 +185,9 @@ type Server struct {
 	// socket of that session trying to recover its state.
 	revokedMu sync.Mutex
 	revoked   map[string]time.Time
+
+	expiryMu sync.Mutex
+	expiries map[string]*sessionExpiry // by session id; see watchExpiry
 }
 
 var _ chat.Broadcaster = (*Server)(nil)
@@ -227,7 +230,7 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 	cfg.defaults()
 	s := &Server{
 		cfg: cfg, log: deps.Log, accounts: deps.Accounts, chats: deps.Chats, users: deps.Users,
-		tracker: deps.Tracker, now: deps.Now, revoked: map[string]time.Time{},
+		tracker: deps.Tracker, now: deps.Now, revoked: map[string]time.Time{}, expiries: map[string]*sessionExpiry{},
 		limiter: deps.Limiter, addrs: deps.Addrs, slots: ratelimit.NewSlots(),
 	}
 	if s.log == nil {
@@ -266,6 +269,12 @@ const shutdownWait = 10 * time.Second
 func (s *Server) Close() {
 	s.once.Do(func() {
 		s.closed.Store(true)
+		s.expiryMu.Lock()
+		for sid, e := range s.expiries {
+			e.timer.Stop()
+			delete(s.expiries, sid)
+		}
+		s.expiryMu.Unlock()
 		if s.eng != nil {
 			s.eng.close()
 		}
