@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -312,4 +313,72 @@ func TestSocketEndsWithItsSession(t *testing.T) {
 		t.Fatalf("%q, want the server's DISCONNECT (io server disconnect)", f)
 	}
 	refusedEverywhere(t, srv, a.Token, "expired session")
+}
+
+// TestSIGTERMUnderLoad: SIGTERM while sockets are sending. Every send the
+// server acknowledged is stored, every socket is closed, and the process
+// exits once that is done, long before SHUTDOWN_TIMEOUT (60s here).
+func TestSIGTERMUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := startProcess(t, dir, "SHUTDOWN_TIMEOUT=60s")
+	srv := &testServer{URL: p.URL}
+	a, b := signup(t, srv, "term_a"), signup(t, srv, "term_b")
+	chatID := newDirectChat(t, srv, a, b)
+	var socks []*sioraw.Client
+	for range 20 {
+		socks = append(socks, connectSock(t, srv, a.Token))
+	}
+	var pending []*sioraw.Pending
+	for i := range 10 {
+		for j, s := range socks {
+			pending = append(pending, s.Start("message:send", map[string]any{"chatId": chatID, "text": fmt.Sprintf("m%d.%d", j, i)}))
+		}
+	}
+	// The first ack proves sends are being stored when the signal lands.
+	first := pending[0].WaitOne()
+	signalled := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	if first["ok"] == true {
+		acked++
+	}
+	for _, pd := range pending[1:] {
+		args, err := pd.TryWait()
+		if err != nil {
+			continue // the socket closed before this one was answered: not acknowledged
+		}
+		ack, _ := args[0].(map[string]any)
+		switch {
+		case ack["ok"] == true:
+			acked++
+		case ack["error"] != nil:
+			// refused during shutdown, in the contract's shape
+		default:
+			t.Fatalf("unexpected ack %v", ack)
+		}
+	}
+	for i, s := range socks {
+		select {
+		case <-s.Closed():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("socket %d still open 30s after SIGTERM", i)
+		}
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("exit after SIGTERM: %v", p.err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("parley still running 45s after SIGTERM (SHUTDOWN_TIMEOUT is 60s)")
+	}
+	t.Logf("SIGTERM with 200 sends queued: %d acknowledged, exit %v after the signal", acked, time.Since(signalled).Round(time.Millisecond))
+
+	p2 := startProcess(t, dir)
+	stored := len(fullHistory(t, &testServer{URL: p2.URL}, a.Token, chatID))
+	if stored < acked {
+		t.Fatalf("%d sends were acknowledged but only %d stored", acked, stored)
+	}
 }

@@ -169,9 +169,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// Long-polling requests are open handlers: close the sockets while the
-	// server drains, or Shutdown would wait for them.
-	srv.RegisterOnShutdown(sock.Close)
 	log.Info("parley listening", "addr", ln.Addr().String(), "store", storeName(cfg), "cache", cacheName(cfg))
 	if started != nil {
 		started <- ln.Addr().String()
@@ -187,7 +184,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	log.Info("shutting down: finishing in-flight requests", "grace", cfg.ShutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	// Sockets and REST drain together, while the chat writer and the store
+	// still run (they stop in the deferred steps): the socket server stops
+	// taking events, acks those in flight, then closes its sockets, which
+	// also ends the long-polling requests Shutdown waits on.
+	socketsDone := make(chan struct{})
+	go func() { sock.Shutdown(shutdownCtx); close(socketsDone) }()
+	err = srv.Shutdown(shutdownCtx)
+	<-socketsDone
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

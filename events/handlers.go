@@ -169,6 +169,11 @@ func (st *connState) teardown() {
 // argument (nil when there was none); ack is nil when the client asked
 // for no answer.
 func (st *connState) handle(event string, payload any, ack Ack) {
+	if st.s.closed.Load() {
+		// Shutting down: what was accepted is finishing; nothing new starts.
+		st.reply(event, ack, nil, errShuttingDown)
+		return
+	}
 	switch event {
 	case EventMessageSend:
 		st.onSend(payload, ack)
@@ -182,6 +187,9 @@ func (st *connState) handle(event string, payload any, ack Ack) {
 		st.onPresence(payload, ack)
 	}
 }
+
+// errShuttingDown answers events that arrive once Shutdown has begun.
+var errShuttingDown = apperr.New(apperr.Unavailable, "the server is shutting down, try again")
 
 // Ack bodies.
 type (

@@ -263,10 +263,21 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // being stored, a presence write) before cancelling them.
 const shutdownWait = 10 * time.Second
 
-// Close disconnects every socket and waits for work in progress. Call it
-// before the HTTP server's Shutdown (long-polling requests are open
-// handlers that Shutdown would wait on) and before closing the store.
+// Close is Shutdown with shutdownWait.
 func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	s.Shutdown(ctx)
+}
+
+// Shutdown stops taking new work (new handshakes are refused, new events
+// answered unavailable), lets the events already accepted finish and ack
+// over the still-open sockets, then closes every socket and waits for their
+// teardown (presence, lastSeenAt). It returns as soon as that is done, or
+// cancels what is left when ctx ends. Call it before the HTTP server's
+// Shutdown completes (long-polling requests are open handlers it would
+// wait on) and before the store and the chat writer stop.
+func (s *Server) Shutdown(ctx context.Context) {
 	s.once.Do(func() {
 		s.closed.Store(true)
 		s.expiryMu.Lock()
@@ -275,11 +286,12 @@ func (s *Server) Close() {
 			delete(s.expiries, sid)
 		}
 		s.expiryMu.Unlock()
+		if err := s.work.wait(ctx); err != nil {
+			s.log.Warn("socket events still running at shutdown; closing the sockets anyway")
+		}
 		if s.eng != nil {
 			s.eng.close()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
-		defer cancel()
 		if err := s.work.wait(ctx); err != nil {
 			s.log.Warn("socket events still running at shutdown; cancelling them")
 		}
