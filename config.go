@@ -41,6 +41,9 @@ type Config struct {
 	AvatarMaxBytes int64         `env:"AVATAR_MAX_BYTES" envDefault:"5242880"`
 	OrphanFileTTL  time.Duration `env:"ORPHAN_FILE_TTL" envDefault:"24h"`
 	ShutdownGrace  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// CookieSecure marks the token cookie Secure: set it behind a TLS proxy,
+	// where the request reaching Parley is plain HTTP.
+	CookieSecure bool `env:"COOKIE_SECURE" envDefault:"false"`
 
 	// Flood limits (see README): rates as "N/unit:burst" or "off";
 	// counts of open sockets as a number, 0 for none.

@@ -66,7 +66,7 @@ func TestSendLimitPerUser(t *testing.T) {
 	chatID := newDirectChat(t, srv, a, b)
 	s1, s2 := connectSock(t, srv, a.Token), connectSock(t, srv, a.Token)
 	for i := range 3 {
-		sendSock(t, []*sioraw.Client{s1, s2}[i%2], chatID, "ok "+strconv.Itoa(i), "")
+		sendSock(t, []*sioraw.Client{s1, s2}[i%2], chatID, "ok "+strconv.Itoa(i))
 	}
 	// The budget is the user's, whichever socket sends.
 	for _, s := range []*sioraw.Client{s1, s2} {
@@ -78,7 +78,7 @@ func TestSendLimitPerUser(t *testing.T) {
 		t.Fatalf("history after refused sends: %v", h)
 	}
 	// Others are not slowed: b still sends.
-	sendSock(t, connectSock(t, srv, b.Token), chatID, "from b", "")
+	sendSock(t, connectSock(t, srv, b.Token), chatID, "from b")
 }
 
 func TestTypingLimitPerSocket(t *testing.T) {

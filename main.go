@@ -16,13 +16,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/auth"
-	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/files"
+	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/internal/clientaddr"
 	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/redisconn"
@@ -57,7 +56,10 @@ func newLogger(cfg Config, w *os.File) *slog.Logger {
 }
 
 // run serves until ctx ends, then shuts down gracefully. When started is
-// not nil it receives the address the server listens on.
+// not nil it receives the address the server listens on. Each step's
+// cleanup is deferred here, so shutdown runs them in reverse: the HTTP
+// server drains (closing the sockets first), the sweep stops, the services
+// stop, then the cache and the store close.
 func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- string) error {
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -68,97 +70,84 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 			log.Error("close store", "err", err)
 		}
 	}()
-
-	var (
-		cache   session.Cache     = session.NewMemoryCache()
-		limiter ratelimit.Limiter = ratelimit.NewMemory(nil)
-		cacheP  web.Pinger        = cache
-		rdb     *redis.Client
-	)
-	if cfg.RedisURL != "" {
-		rdb, err = redisconn.Open(cfg.RedisURL)
-		if err != nil {
-			return &ConfigError{Var: "REDIS_URL", Reason: "invalid value: " + err.Error()}
-		}
-		redis.SetLogger(redisLogger{log})
-		defer rdb.Close()
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			log.Warn("redis unreachable at start-up; sessions are checked against the database until it is back", "err", err)
-		}
-		cache = session.NewRedisCache(rdb)
-		cacheP = cache
-		limiter = ratelimit.NewFallback(ratelimit.NewRedis(rdb), log)
-	} else {
-		log.Info("REDIS_URL is not set: in-process session cache, single node")
+	cache, closeCache, err := openCache(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
-
+	defer closeCache()
 	secret, err := cfg.jwtSecret(log)
 	if err != nil {
 		return err
 	}
-	passwords, err := auth.NewPasswords(cfg.BcryptCost)
-	if err != nil {
-		return &ConfigError{Var: "BCRYPT_COST", Reason: err.Error()}
-	}
-	sessions := session.NewManager(st, cache, cfg.TokenTTL, log)
-	// Replays session purge notes against the cache (see package session);
-	// stops before the store closes.
-	sessCtx, stopSess := context.WithCancel(context.WithoutCancel(ctx))
-	sessDone := make(chan struct{})
-	go func() { sessions.Run(sessCtx, cfg.SessionReconcileEvery); close(sessDone) }()
-	defer func() { stopSess(); <-sessDone }()
-	throttle := auth.NewThrottle(limiter, auth.ThrottleLimits{
-		PerAccount: cfg.LoginFailuresAccount, PerAddress: cfg.LoginFailuresAddress, Window: cfg.LoginFailureWindow,
-	})
-	accounts := auth.NewAccounts(st, sessions, passwords, auth.NewTokens(secret), throttle, log)
 	addrs, err := clientaddr.New(cfg.TrustedProxies)
 	if err != nil {
 		return &ConfigError{Var: "TRUSTED_PROXIES", Reason: err.Error()}
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "parley_password_checks_total", Help: "Passwords compared (bcrypt): the login throttle bounds these per account.",
-	}, func() float64 { return float64(passwords.Checks()) }))
-
-	chats := chat.New(st, nil, chat.DefaultLimits, log)
-	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins, Limits: events.Limits{
-		Send: cfg.LimitMessageSend.Limit, Typing: cfg.LimitTyping.Limit, Handshakes: cfg.LimitHandshakes.Limit,
-		SocketsPerUser: cfg.MaxSocketsPerUser, SocketsPerAddress: cfg.MaxSocketsPerAddress,
-	}}, events.Deps{
-		Log: log, Accounts: accounts, Chats: chats, Users: st, Sessions: sessions, Registerer: reg,
-		Limiter: limiter, Addrs: addrs,
+	a, err := app.Build(app.Options{
+		Log: log, Store: st, Cache: cache.sessions, Limiter: cache.limiter,
+		Secret: secret, BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
+		FileLimits:   files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes},
+		CookieSecure: cfg.CookieSecure,
+		Throttle: auth.ThrottleLimits{
+			PerAccount: cfg.LoginFailuresAccount, PerAddress: cfg.LoginFailuresAddress, Window: cfg.LoginFailureWindow,
+		},
+		Sockets: events.Limits{
+			Send: cfg.LimitMessageSend.Limit, Typing: cfg.LimitTyping.Limit, Handshakes: cfg.LimitHandshakes.Limit,
+			SocketsPerUser: cfg.MaxSocketsPerUser, SocketsPerAddress: cfg.MaxSocketsPerAddress,
+		},
+		REST:                  web.Limits{REST: cfg.LimitREST.Limit, Signups: cfg.LimitSignups.Limit},
+		Addrs:                 addrs,
+		SessionReconcileEvery: cfg.SessionReconcileEvery,
 	})
 	if err != nil {
-		return fmt.Errorf("socket.io server: %w", err)
+		return err
 	}
-	defer sock.Close()
-	chats.SetBroadcaster(sock)
-	chatCtx, stopChats := context.WithCancel(context.WithoutCancel(ctx))
-	chatsDone := make(chan struct{})
-	go func() { chats.Run(chatCtx); close(chatsDone) }()
-	defer func() { stopChats(); <-chatsDone }()
+	defer a.Close()
+	defer runSweeper(ctx, cfg, st, log)()
+	return serve(ctx, cfg, log, a.Handler, a.Sockets.Shutdown, started)
+}
 
-	handler := web.NewRouter(web.Deps{
-		Log: log, Accounts: accounts, Sessions: sessions, Users: st, Chats: chats, Presence: sock, Socket: sock.Handler(),
-		Files: st, UploadMaxBytes: cfg.UploadMaxBytes, AvatarMaxBytes: cfg.AvatarMaxBytes,
-		Ready:       map[string]web.Pinger{"database": st, "cache": cacheP},
-		Registry:    reg,
-		CORSOrigins: cfg.CORSOrigins,
-		Limits:      web.Limits{Limiter: limiter, Addrs: addrs, REST: cfg.LimitREST.Limit, Signups: cfg.LimitSignups.Limit},
-	})
+// caches are what Redis backs when REDIS_URL is set, else this process.
+type caches struct {
+	sessions app.Cache
+	limiter  ratelimit.Limiter
+}
 
-	// Uploads never attached are swept a few times per ORPHAN_FILE_TTL, at
-	// most hourly; the sweep stops before the store closes.
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	sweepDone := make(chan struct{})
+// openCache connects to Redis when configured; the returned func closes it.
+func openCache(ctx context.Context, cfg Config, log *slog.Logger) (caches, func(), error) {
+	if cfg.RedisURL == "" {
+		log.Info("REDIS_URL is not set: in-process session cache, single node")
+		return caches{sessions: session.NewMemoryCache(), limiter: ratelimit.NewMemory(nil)}, func() {}, nil
+	}
+	rdb, err := redisconn.Open(cfg.RedisURL)
+	if err != nil {
+		return caches{}, nil, &ConfigError{Var: "REDIS_URL", Reason: "invalid value: " + err.Error()}
+	}
+	redis.SetLogger(redisLogger{log})
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		log.Warn("redis unreachable at start-up; sessions are checked against the database until it is back", "err", err)
+	}
+	c := caches{sessions: session.NewRedisCache(rdb), limiter: ratelimit.NewFallback(ratelimit.NewRedis(rdb), log)}
+	return c, func() { _ = rdb.Close() }, nil
+}
+
+// runSweeper removes uploads never attached, a few times per
+// ORPHAN_FILE_TTL and at most hourly, until the returned func is called
+// (before the store closes).
+func runSweeper(ctx context.Context, cfg Config, st store.Store, log *slog.Logger) (stop func()) {
+	sweepCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
-		web.RunSweeper(sweepCtx, st, min(max(cfg.OrphanFileTTL/4, time.Minute), time.Hour), cfg.OrphanFileTTL, log)
-		close(sweepDone)
+		files.RunSweeper(sweepCtx, st, min(max(cfg.OrphanFileTTL/4, time.Minute), time.Hour), cfg.OrphanFileTTL, log)
+		close(done)
 	}()
-	defer func() { stopSweep(); <-sweepDone }()
+	return func() { cancel(); <-done }
+}
 
+// serve listens and serves handler until ctx ends, then drains in-flight
+// requests for at most SHUTDOWN_TIMEOUT. drainSockets runs beside the HTTP
+// drain, bounded by the same deadline.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, handler http.Handler, drainSockets func(context.Context), started chan<- string) error {
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -185,11 +174,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	// Sockets and REST drain together, while the chat writer and the store
-	// still run (they stop in the deferred steps): the socket server stops
+	// still run (they stop in run's deferred steps): the socket server stops
 	// taking events, acks those in flight, then closes its sockets, which
 	// also ends the long-polling requests Shutdown waits on.
 	socketsDone := make(chan struct{})
-	go func() { sock.Shutdown(shutdownCtx); close(socketsDone) }()
+	go func() { drainSockets(shutdownCtx); close(socketsDone) }()
 	err = srv.Shutdown(shutdownCtx)
 	<-socketsDone
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -11,13 +10,9 @@ import (
 	"github.com/parley-chat/parley/internal/apperr"
 )
 
-// tokenCookie is the cookie signup and login set (web's cookieName).
-const tokenCookie = "token"
-
 // handshakeToken finds a handshake's credential. The handshake auth object
 // (v3/v4 clients) comes first, then the token query parameter (v2 clients
-// cannot send auth), then what REST accepts: the Authorization header and
-// the token cookie, in web.TokenFromRequest's order.
+// cannot send auth), then what REST accepts (auth.TokenFromRequest).
 func handshakeToken(authData map[string]any, r *http.Request) string {
 	if tok := stringish(authData["token"]); tok != "" {
 		return tok
@@ -28,17 +23,7 @@ func handshakeToken(authData map[string]any, r *http.Request) string {
 	if tok := r.URL.Query().Get("token"); tok != "" {
 		return tok
 	}
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
-	}
-	if c, err := r.Cookie(tokenCookie); err == nil {
-		return c.Value
-	}
-	return ""
+	return auth.TokenFromRequest(r)
 }
 
 // stringish reads a string, or the first of a list: an Engine.IO 3

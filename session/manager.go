@@ -8,8 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/parley-chat/parley/internal/str"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -35,7 +35,8 @@ type EndFunc func(userID string, sids []string)
 
 // Manager owns the session lifecycle: the store holds the record, the cache
 // answers checks; see the package comment for how a revocation reaches
-// every node's cache.
+// every node's cache. auth.Accounts drives it: the rest of Parley starts,
+// lists and ends sessions through Accounts, and only listens here (OnEnd).
 type Manager struct {
 	store Sessions
 	cache Cache
@@ -56,6 +57,11 @@ type Manager struct {
 
 	touchMu sync.Mutex
 	touched map[string]time.Time
+
+	// stop ends the reconcile loop Start began; Close waits for it.
+	stop    context.Context
+	cancel  context.CancelFunc
+	running sync.WaitGroup
 }
 
 // touchEvery bounds lastSeenAt writes to one a minute per session.
@@ -66,10 +72,28 @@ const purgeBatch = 500
 
 // NewManager returns a Manager issuing sessions that last ttl.
 func NewManager(st Sessions, cache Cache, ttl time.Duration, log *slog.Logger) *Manager {
-	return &Manager{
+	m := &Manager{
 		store: st, cache: cache, log: log, ttl: ttl, now: time.Now,
 		touched: map[string]time.Time{}, kick: make(chan struct{}, 1),
 	}
+	m.stop, m.cancel = context.WithCancel(context.Background())
+	return m
+}
+
+// Start runs the reconcile loop (Run) until Close.
+func (m *Manager) Start(every time.Duration) {
+	m.running.Add(1)
+	go func() {
+		defer m.running.Done()
+		m.Run(m.stop, every)
+	}()
+}
+
+// Close stops the reconcile loop and waits for it to return. Pending purge
+// notes stay in the store: the next node to reconcile lands them.
+func (m *Manager) Close() {
+	m.cancel()
+	m.running.Wait()
 }
 
 // TTL is how long a new session lasts.
@@ -186,7 +210,7 @@ func (m *Manager) replay(ctx context.Context, pendingOnly bool) error {
 func (m *Manager) Create(ctx context.Context, userID, userAgent string) (*store.Session, error) {
 	now := m.now().UTC().Truncate(time.Millisecond)
 	s := &store.Session{
-		ID: store.NewID(), UserID: userID, UserAgent: truncate(userAgent, 256),
+		ID: store.NewID(), UserID: userID, UserAgent: str.Cut(userAgent, 256),
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(m.ttl),
 	}
 	if err := m.store.CreateSession(ctx, s); err != nil {
@@ -375,14 +399,4 @@ func (m *Manager) touch(ctx context.Context, sid string) {
 	if err := m.store.TouchSession(ctx, sid, now.UTC().Truncate(time.Millisecond)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		m.log.Warn("touch session", "err", err)
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
