@@ -280,6 +280,11 @@ type Files interface {
 	// UnattachedBefore lists attachment-kind files never attached and
 	// created before t, oldest first.
 	UnattachedBefore(ctx context.Context, t time.Time, limit int) ([]File, error)
+	// DeleteOrphanFile removes file id only if it is still an attachment
+	// never attached and created before t, in one conditional write: a
+	// send that attached it meanwhile (MarkAttached) keeps it. ErrNotFound
+	// when it is gone or no longer an orphan.
+	DeleteOrphanFile(ctx context.Context, id string, t time.Time) error
 }
 
 // Store is everything Parley persists.
