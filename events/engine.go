@@ -292,7 +292,14 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	if ctx := sock.Request(); ctx != nil {
 		r = ctx.Request()
 	}
-	id, release, err := e.s.admit(sock.Handshake().Auth, r)
+	var (
+		remote string
+		header http.Header
+	)
+	if r != nil {
+		remote, header = r.RemoteAddr, r.Header
+	}
+	id, release, err := e.s.admit(handshakeToken(sock.Handshake().Auth, r), remote, header)
 	if err == nil {
 		// The socket's slots are held while its transport lives.
 		_ = sock.Conn().Once("close", func(...any) { release() })

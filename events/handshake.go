@@ -62,14 +62,13 @@ func (s *Server) authenticate(token string) (auth.Identity, error) {
 // admit decides whether a handshake may open a socket: the address's
 // handshake rate and open sockets (before the credential is checked, so a
 // flood costs no database work), the credential, then the user's open
-// sockets. On success release gives the socket's slots back; the engine
-// calls it once, when the transport closes. Refusals over a limit are
-// apperr.RateLimited (connect_error "rate_limited").
-func (s *Server) admit(authData map[string]any, r *http.Request) (id auth.Identity, release func(), err error) {
-	addr := ""
-	if r != nil {
-		addr = s.addrs.Addr(r)
-	}
+// sockets. remoteAddr ("host:port") and header are the handshake request's,
+// for the client address (TRUSTED_PROXIES). On success release gives the
+// socket's slots back; the engine calls it once, when the transport
+// closes. Refusals over a limit are apperr.RateLimited (connect_error
+// "rate_limited"); any engine calls this, it knows no engine.
+func (s *Server) admit(token, remoteAddr string, header http.Header) (id auth.Identity, release func(), err error) {
+	addr := s.addrs.AddrOf(remoteAddr, header)
 	lim := s.cfg.Limits
 	res, err := s.limiter.Allow(s.ctx, "handshake:"+addr, lim.Handshakes)
 	if err != nil {
@@ -83,7 +82,7 @@ func (s *Server) admit(authData map[string]any, r *http.Request) (id auth.Identi
 		s.metrics.limited("sockets_per_address")
 		return auth.Identity{}, nil, rateLimited("too many open sockets from this address", time.Second)
 	}
-	id, err = s.authenticate(handshakeToken(authData, r))
+	id, err = s.authenticate(token)
 	if err != nil {
 		s.slots.Release(addrSlot)
 		return auth.Identity{}, nil, err

@@ -54,7 +54,13 @@ func (r *Resolver) isTrusted(a netip.Addr) bool {
 // proxy; then the right-most X-Forwarded-For hop that is not a trusted
 // proxy (hops to its left were written by the client and prove nothing).
 func (r *Resolver) Addr(req *http.Request) string {
-	peer := peerAddr(req.RemoteAddr)
+	return r.AddrOf(req.RemoteAddr, req.Header)
+}
+
+// AddrOf is Addr for a peer address ("host:port") and request headers
+// known apart from an *http.Request (a socket handshake).
+func (r *Resolver) AddrOf(remoteAddr string, header http.Header) string {
+	peer := peerAddr(remoteAddr)
 	if r == nil || len(r.trusted) == 0 {
 		return peer
 	}
@@ -62,7 +68,7 @@ func (r *Resolver) Addr(req *http.Request) string {
 	if err != nil || !r.isTrusted(a) {
 		return peer
 	}
-	hops := forwardedHops(req.Header.Values("X-Forwarded-For"))
+	hops := forwardedHops(header.Values("X-Forwarded-For"))
 	for i := len(hops) - 1; i >= 0; i-- {
 		h, err := netip.ParseAddr(hops[i])
 		if err != nil {
