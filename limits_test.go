@@ -102,14 +102,17 @@ func TestSocketLimits(t *testing.T) {
 	t.Run("sockets per user", func(t *testing.T) {
 		srv := limitedServer(t, "MAX_SOCKETS_PER_USER=2")
 		a, b := signup(t, srv, "socklim"), signup(t, srv, "sockother")
-		first := connectSock(t, srv, a.Token)
-		connectSock(t, srv, a.Token)
+		first, second := connectSock(t, srv, a.Token), connectSock(t, srv, a.Token)
 		if msg := connectRefused(t, srv, a.Token); msg != "rate_limited" {
 			t.Fatalf("third socket: connect_error %q, want rate_limited", msg)
 		}
 		connectSock(t, srv, b.Token) // another user is not affected
 		// A closed socket frees its slot (released when the server sees the close).
 		first.Close()
+		waitConnects(t, srv, a.Token)
+		// So does a socket that only leaves the namespace ("41"), its
+		// transport still open.
+		second.Send("41")
 		waitConnects(t, srv, a.Token)
 	})
 	t.Run("open sockets per address", func(t *testing.T) {

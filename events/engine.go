@@ -301,8 +301,10 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	}
 	id, release, err := e.s.admit(handshakeToken(sock.Handshake().Auth, r), remote, header)
 	if err == nil {
-		// The socket's slots are held while its transport lives.
+		// The socket's slots are held until it disconnects (its namespace
+		// or its whole transport, whichever goes first; release runs once).
 		_ = sock.Conn().Once("close", func(...any) { release() })
+		_ = sock.On("disconnect", func(...any) { release() })
 	}
 	if err != nil {
 		msg, transient := e.s.handshakeError(err)
