@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
+	"image/jpeg"
 	"image/png"
 	"io"
 	"math/rand/v2"
@@ -154,6 +155,15 @@ func pngBytes(t *testing.T, c color.Color) []byte {
 	img.Set(0, 0, c)
 	var b bytes.Buffer
 	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func jpegBytes(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, image.NewRGBA(image.Rect(0, 0, 2, 2)), nil); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
@@ -667,15 +677,23 @@ func TestAvatar(t *testing.T) {
 				t.Fatalf("a refused avatar replaced the avatar: %s", me.Raw)
 			}
 		})
-		t.Run("webp accepted", func(t *testing.T) {
-			r := put(filePart("me.webp", "", webpBytes(t)))
-			if r.Status != 200 {
-				t.Fatalf("webp avatar: %d %s", r.Status, r.Raw)
+		t.Run("jpeg and webp accepted", func(t *testing.T) {
+			for _, c := range []struct {
+				p    part
+				want string
+			}{
+				{filePart("me.jpg", "", jpegBytes(t)), "image/jpeg"},
+				{filePart("me.webp", "", webpBytes(t)), "image/webp"},
+			} {
+				r := put(c.p)
+				if r.Status != 200 {
+					t.Fatalf("%s avatar: %d %s", c.want, r.Status, r.Raw)
+				}
+				if g := get(t, srv.URL+r.Body["avatarUrl"].(string), bob.Token); g.Header.Get("Content-Type") != c.want {
+					t.Fatalf("%s avatar served as %q", c.want, g.Header.Get("Content-Type"))
+				}
+				id1 = avatarID(r)
 			}
-			if g := get(t, srv.URL+r.Body["avatarUrl"].(string), bob.Token); g.Header.Get("Content-Type") != "image/webp" {
-				t.Fatalf("webp avatar served as %q", g.Header.Get("Content-Type"))
-			}
-			id1 = avatarID(r)
 		})
 		t.Run("replacing removes the old file", func(t *testing.T) {
 			second := gifBytes(t)
