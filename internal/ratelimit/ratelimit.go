@@ -188,13 +188,22 @@ func (m *Memory) sweepLocked(now time.Time) {
 
 // Fallback asks the shared Limiter and, while it is unreachable, a local
 // one: a limit must neither fail open nor shut everyone out when Redis is
-// down.
+// down. After a failure the shared one is left alone for a second, so a
+// Redis that hangs (a partition, not a refused dial) slows no request
+// beyond the first.
 type Fallback struct {
 	shared Limiter
 	local  *Memory
 	log    *slog.Logger
 	warned atomic.Int64 // unix seconds of the last warning
+	// downUntil is when to try the shared Limiter again (unix nanoseconds).
+	downUntil atomic.Int64
 }
+
+// retryShared is how long Fallback counts locally after a shared failure.
+const retryShared = time.Second
+
+func (f *Fallback) sharedUp() bool { return time.Now().UnixNano() >= f.downUntil.Load() }
 
 // NewFallback wraps shared with an in-process stand-in.
 func NewFallback(shared Limiter, log *slog.Logger) *Fallback {
@@ -202,6 +211,9 @@ func NewFallback(shared Limiter, log *slog.Logger) *Fallback {
 }
 
 func (f *Fallback) Allow(ctx context.Context, key string, l Limit) (Result, error) {
+	if !f.sharedUp() {
+		return f.local.Allow(ctx, key, l)
+	}
 	res, err := f.shared.Allow(ctx, key, l)
 	if err != nil {
 		f.warn(err)
@@ -214,6 +226,9 @@ func (f *Fallback) Allow(ctx context.Context, key string, l Limit) (Result, erro
 // it, and a refund to a budget that took nothing changes nothing.
 func (f *Fallback) Refund(ctx context.Context, key string, l Limit) error {
 	_ = f.local.Refund(ctx, key, l)
+	if !f.sharedUp() {
+		return nil
+	}
 	if err := f.shared.Refund(ctx, key, l); err != nil {
 		f.warn(err)
 	}
@@ -222,14 +237,19 @@ func (f *Fallback) Refund(ctx context.Context, key string, l Limit) error {
 
 func (f *Fallback) Reset(ctx context.Context, key string) error {
 	_ = f.local.Reset(ctx, key)
+	if !f.sharedUp() {
+		return nil
+	}
 	if err := f.shared.Reset(ctx, key); err != nil {
 		f.warn(err)
 	}
 	return nil
 }
 
-// warn logs at most once a second: during an outage every request fails over.
+// warn marks the shared Limiter down for retryShared and logs at most once
+// a second: during an outage every request fails over.
 func (f *Fallback) warn(err error) {
+	f.downUntil.Store(time.Now().Add(retryShared).UnixNano())
 	now := time.Now().Unix()
 	if last := f.warned.Load(); last != now && f.warned.CompareAndSwap(last, now) {
 		f.log.Warn("rate limits: Redis unreachable, counting on this node", "err", err)

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -154,5 +155,38 @@ func TestSlots(t *testing.T) {
 	}
 	if !s.Acquire("b", 0) {
 		t.Fatal("limit 0 is unlimited")
+	}
+}
+
+// countingLimiter fails every call and counts them.
+type countingLimiter struct{ calls atomic.Int64 }
+
+func (c *countingLimiter) Allow(context.Context, string, Limit) (Result, error) {
+	c.calls.Add(1)
+	return Result{}, errors.New("redis: i/o timeout")
+}
+func (c *countingLimiter) Refund(context.Context, string, Limit) error {
+	c.calls.Add(1)
+	return errors.New("redis: i/o timeout")
+}
+func (c *countingLimiter) Reset(context.Context, string) error {
+	c.calls.Add(1)
+	return errors.New("redis: i/o timeout")
+}
+
+// A shared limiter that fails (a hanging Redis would cost a timeout each
+// time) is asked once, then left alone while the node counts locally.
+func TestFallbackLeavesAFailingSharedLimiterAlone(t *testing.T) {
+	shared := &countingLimiter{}
+	f := NewFallback(shared, slog.New(slog.DiscardHandler))
+	l := Limit{Rate: 100, Period: time.Second, Burst: 100}
+	for range 50 {
+		if res, err := f.Allow(context.Background(), "k", l); err != nil || !res.Allowed {
+			t.Fatalf("%+v %v", res, err)
+		}
+		_ = f.Refund(context.Background(), "k", l)
+	}
+	if n := shared.calls.Load(); n != 1 {
+		t.Fatalf("the failing shared limiter was asked %d times, want once", n)
 	}
 }
