@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -13,17 +14,16 @@ import (
 // handshakeToken finds a handshake's credential. The handshake auth object
 // (v3/v4 clients) comes first, then the token query parameter (v2 clients
 // cannot send auth), then what REST accepts (auth.TokenFromRequest).
-func handshakeToken(authData map[string]any, r *http.Request) string {
+func handshakeToken(authData map[string]any, query url.Values, header http.Header) string {
 	if tok := stringish(authData["token"]); tok != "" {
 		return tok
 	}
-	if r == nil {
-		return ""
-	}
-	if tok := r.URL.Query().Get("token"); tok != "" {
+	if tok := query.Get("token"); tok != "" {
 		return tok
 	}
-	return auth.TokenFromRequest(r)
+	// TokenFromRequest reads only the headers: the Authorization header,
+	// then the token cookie.
+	return auth.TokenFromRequest(&http.Request{Header: header})
 }
 
 // stringish reads a string, or the first of a list: an Engine.IO 3

@@ -46,6 +46,11 @@ type Options struct {
 	FileLimits  files.Limits
 	// CookieSecure marks the token cookie Secure (behind a TLS proxy).
 	CookieSecure bool
+	// RecoveryWindow turns Socket.IO connection-state recovery on (0: off);
+	// SocketQueueBytes bounds one socket's outbound queue (0: the engine's
+	// default). See events.Config.
+	RecoveryWindow   time.Duration
+	SocketQueueBytes int
 	// Throttle is the login throttle's budgets; zero: the contract's.
 	Throttle auth.ThrottleLimits
 	// Sockets and REST are the flood limits (zero: none).
@@ -96,7 +101,10 @@ func Build(o Options) (*App, error) {
 
 	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
 	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
-	a.Sockets, err = events.New(events.Config{CORSOrigins: o.CORSOrigins, Limits: o.Sockets}, events.Deps{
+	a.Sockets, err = events.New(events.Config{
+		CORSOrigins: o.CORSOrigins, RecoveryWindow: o.RecoveryWindow, SocketQueueBytes: o.SocketQueueBytes,
+		Limits: o.Sockets,
+	}, events.Deps{
 		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
 		Limiter: o.Limiter, Addrs: o.Addrs,
 	})
