@@ -54,7 +54,7 @@ type process struct {
 var listeningRe = regexp.MustCompile(`msg="parley listening" addr=(\S+)`)
 
 // startProcess runs the binary with the embedded defaults in dataDir and
-// waits for its "listening" line.
+// waits for its "listening" line; env overrides the defaults.
 func startProcess(t *testing.T, dataDir string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(parleyBinary(t))

@@ -100,6 +100,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		REST:                  web.Limits{REST: cfg.LimitREST.Limit, Signups: cfg.LimitSignups.Limit},
 		Addrs:                 addrs,
 		SessionReconcileEvery: cfg.SessionReconcileEvery,
+		Redis:                 cache.redis,
 	})
 	if err != nil {
 		return err
@@ -139,6 +140,8 @@ func servePProf(addr string, log *slog.Logger) (stop func(), err error) {
 type caches struct {
 	sessions app.Cache
 	limiter  ratelimit.Limiter
+	// redis is nil without REDIS_URL: a single node.
+	redis *redis.Client
 }
 
 // openCache connects to Redis when configured; the returned func closes it.
@@ -155,7 +158,7 @@ func openCache(ctx context.Context, cfg Config, log *slog.Logger) (caches, func(
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis unreachable at start-up; sessions are checked against the database until it is back", "err", err)
 	}
-	c := caches{sessions: session.NewRedisCache(rdb), limiter: ratelimit.NewFallback(ratelimit.NewRedis(rdb), log)}
+	c := caches{sessions: session.NewRedisCache(rdb), limiter: ratelimit.NewFallback(ratelimit.NewRedis(rdb), log), redis: rdb}
 	return c, func() { _ = rdb.Close() }, nil
 }
 

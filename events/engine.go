@@ -63,6 +63,7 @@ func newEngine(s *Server, reg prometheus.Registerer) (*engine, error) {
 		// the proxies' client address (TRUSTED_PROXIES).
 		HandshakeHeaders: []string{"Authorization", "Cookie", "X-Forwarded-For"},
 		Logger:           s.log,
+		Adapter:          s.adapter,
 	}
 	if cfg.RecoveryWindow > 0 {
 		opts.RecoveryWindow = cfg.RecoveryWindow

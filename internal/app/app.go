@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
@@ -60,6 +61,12 @@ type Options struct {
 	Addrs *clientaddr.Resolver
 	// SessionReconcileEvery paces the session cache's reconcile; 0: 1s.
 	SessionReconcileEvery time.Duration
+	// Redis, when set, makes this node one of a cluster on it: the
+	// Socket.IO Redis adapter, presence across nodes, notices for each
+	// node's caches (docs/deploy.md). Nil: a single node.
+	Redis *redis.Client
+	// NodeID names this node in the cluster; default a random id.
+	NodeID string
 }
 
 // App is Parley built: Handler serves REST, Socket.IO and the client.
@@ -72,6 +79,7 @@ type App struct {
 	Sockets  *events.Server
 
 	stopWriter func()
+	cluster    *cluster
 }
 
 // Build wires the services and starts the chat writer; Close stops it.
@@ -101,16 +109,24 @@ func Build(o Options) (*App, error) {
 
 	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
 	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
+	deps := events.Deps{
+		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
+		Limiter: o.Limiter, Addrs: o.Addrs,
+	}
+	if o.Redis != nil {
+		a.cluster = newCluster(o.Redis, o.NodeID, a.Chats, a.Sessions, o.Log)
+		deps.Tracker, deps.Adapter = a.cluster.tracker, a.cluster.adapter
+	}
 	a.Sockets, err = events.New(events.Config{
 		CORSOrigins: o.CORSOrigins, RecoveryWindow: o.RecoveryWindow, SocketQueueBytes: o.SocketQueueBytes,
 		Limits: o.Sockets,
-	}, events.Deps{
-		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
-		Limiter: o.Limiter, Addrs: o.Addrs,
-	})
+	}, deps)
 	if err != nil {
 		a.Sessions.Close()
 		return nil, fmt.Errorf("socket.io server: %w", err)
+	}
+	if a.cluster != nil {
+		a.cluster.start(a.Sockets)
 	}
 	a.Chats.SetBroadcaster(a.Sockets)
 	a.stopWriter = runChatWriter(a.Chats)
@@ -142,5 +158,8 @@ func runChatWriter(chats *chat.Service) (stop func()) {
 func (a *App) Close() {
 	a.stopWriter()
 	a.Sockets.Close()
+	if a.cluster != nil {
+		a.cluster.close()
+	}
 	a.Sessions.Close()
 }
