@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -21,11 +20,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	survivor := startProcess(t, t.TempDir(), env...)
 	n1, n2 := &testServer{URL: doomed.URL}, &testServer{URL: survivor.URL}
 	a, b := signup(t, n1, "ka"), signup(t, n2, "kb")
-	r := call(t, "POST", n1.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
-	if r.Status != http.StatusCreated {
-		t.Fatalf("direct chat: %d %s", r.Status, r.Raw)
-	}
-	chatID := r.Body["id"].(string)
+	chatID := directChat(t, n1, a, b)
 
 	sb := sioraw.Dial(t, n2.URL, "", nil)
 	sb.MustConnect(b.Token)
@@ -68,11 +63,7 @@ func TestClusterWithNodeJS(t *testing.T) {
 	node := startProcess(t, t.TempDir(), "REDIS_URL="+redis.URL, "JWT_SECRET="+testJWTSecret)
 	srv := &testServer{URL: node.URL}
 	a, b := signup(t, srv, "ja"), signup(t, srv, "jb")
-	r := call(t, "POST", srv.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
-	if r.Status != http.StatusCreated {
-		t.Fatalf("direct chat: %d %s", r.Status, r.Raw)
-	}
-	chatID := r.Body["id"].(string)
+	chatID := directChat(t, srv, a, b)
 	sa := sioraw.Dial(t, srv.URL, "", nil)
 	sa.MustConnect(a.Token)
 
