@@ -112,10 +112,14 @@ func (s *Service) chat(ctx context.Context, userID, chatID string) (*store.Chat,
 
 // load reads a chat from the store into the cache. Concurrent loads of one
 // chat share one read, so a burst of refused requests (a non-member's, or
-// many sockets after ForgetAll) costs the store one query at a time.
+// many sockets after ForgetAll) costs the store one query at a time. The
+// shared read does not end with the caller that started it (another may
+// still want its answer); each caller stops waiting when its own ctx ends.
 func (s *Service) load(ctx context.Context, chatID string) (*store.Chat, error) {
-	v, err, _ := s.loads.Do(chatID, func() (any, error) {
-		c, err := s.st.ChatByID(ctx, chatID)
+	ch := s.loads.DoChan(chatID, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		c, err := s.st.ChatByID(rctx, chatID)
 		if errors.Is(err, store.ErrNotFound) {
 			s.Forget(chatID)
 			return nil, errNoChat
@@ -126,11 +130,19 @@ func (s *Service) load(ctx context.Context, chatID string) (*store.Chat, error) 
 		s.remember(c)
 		return c, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*store.Chat), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*store.Chat), nil
 }
+
+// loadTimeout bounds a shared chat read, which no caller's context ends.
+const loadTimeout = 10 * time.Second
 
 func (s *Service) remember(c *store.Chat) {
 	s.mu.Lock()
