@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,6 +50,9 @@ type signupRequest struct {
 func (s *server) signup(w http.ResponseWriter, r *http.Request) error {
 	var req signupRequest
 	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.take(r.Context(), "signup:", clientAddr(r), s.limits.Signups); err != nil {
 		return err
 	}
 	g, err := s.accounts.Signup(r.Context(), auth.SignupInput{
@@ -190,14 +192,4 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, wire.NewUser(u, s.presence.Online(u.ID)))
 	return nil
-}
-
-// clientAddr is the peer address for throttling. Forwarded headers are not
-// trusted: any client could forge them to dodge the per-address limit.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

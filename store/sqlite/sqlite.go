@@ -243,6 +243,16 @@ CREATE TABLE file_chunks (
 	PRIMARY KEY (file_id, n)
 );
 `,
+	// 2: notes of ended sessions whose cache entries may outlive them.
+	`
+CREATE TABLE session_purges (
+	session_id TEXT NOT NULL PRIMARY KEY,
+	user_id    TEXT NOT NULL,
+	expires_at INTEGER,
+	pending    INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX session_purges_pending ON session_purges (session_id) WHERE pending = 1;
+`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
