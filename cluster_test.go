@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -21,11 +20,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	survivor := startProcess(t, t.TempDir(), env...)
 	n1, n2 := &testServer{URL: doomed.URL}, &testServer{URL: survivor.URL}
 	a, b := signup(t, n1, "ka"), signup(t, n2, "kb")
-	r := call(t, "POST", n1.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
-	if r.Status != http.StatusCreated {
-		t.Fatalf("direct chat: %d %s", r.Status, r.Raw)
-	}
-	chatID := r.Body["id"].(string)
+	chatID := directChat(t, n1, a, b)
 
 	sb := sioraw.Dial(t, n2.URL, "", nil)
 	sb.MustConnect(b.Token)
@@ -56,4 +51,40 @@ func TestClusterNodeKilled(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].(map[string]any)["text"] != "while away" {
 		t.Fatalf("history after seq %v: %v", lastSeq, h)
 	}
+}
+
+// A Parley node (a real process with REDIS_URL) in one cluster with Node.js:
+// what the npm @socket.io/redis-emitter emits to user:<id> reaches that
+// user's Parley socket; a client of a Node.js socket.io server (npm
+// @socket.io/redis-adapter) in chat:<id> receives Parley's message:new; and
+// the Node server's broadcast to user:<id> reaches the Parley socket.
+func TestClusterWithNodeJS(t *testing.T) {
+	redis := testenv.StartRedis(t)
+	node := startProcess(t, t.TempDir(), "REDIS_URL="+redis.URL, "JWT_SECRET="+testJWTSecret)
+	srv := &testServer{URL: node.URL}
+	a, b := signup(t, srv, "ja"), signup(t, srv, "jb")
+	chatID := directChat(t, srv, a, b)
+	sa := sioraw.Dial(t, srv.URL, "", nil)
+	sa.MustConnect(a.Token)
+
+	testenv.RunEmitter(t, redis.URL, []map[string]any{
+		{"op": "emit", "to": []string{"user:" + a.ID}, "event": "notice", "args": []any{map[string]any{"from": "emitter"}}},
+	})
+	sa.Payload("notice", func(m map[string]any) bool { return m["from"] == "emitter" })
+
+	nodeServer := testenv.StartNodeServer(t, redis.URL, "chat:"+chatID)
+	if ack := sa.CallOne("message:send", map[string]any{"chatId": chatID, "text": "to node too"}); ack["ok"] != true {
+		t.Fatalf("send: %v", ack)
+	}
+	got := nodeServer.Expect(t, "client")
+	args, _ := got["args"].([]any)
+	if got["event"] != "message:new" || len(args) != 1 || args[0].(map[string]any)["text"] != "to node too" ||
+		args[0].(map[string]any)["chatId"] != chatID {
+		t.Fatalf("the Node server's client got %v", got)
+	}
+
+	nodeServer.Send(t, map[string]any{"cmd": "broadcast", "to": []string{"user:" + a.ID}, "event": "notice",
+		"args": []any{map[string]any{"from": "node"}}})
+	nodeServer.Expect(t, "sent")
+	sa.Payload("notice", func(m map[string]any) bool { return m["from"] == "node" })
 }

@@ -119,3 +119,13 @@ func signup(t *testing.T, srv *testServer, prefix string) account {
 	t.Helper()
 	return stack.Signup(t, srv.URL, prefix)
 }
+
+// directChat opens the direct chat of a and b on srv and returns its id.
+func directChat(t *testing.T, srv *testServer, a, b account) string {
+	t.Helper()
+	r := call(t, "POST", srv.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
+	if r.Status != 201 {
+		t.Fatalf("create direct chat: %d %s", r.Status, r.Raw)
+	}
+	return r.Body["id"].(string)
+}

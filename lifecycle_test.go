@@ -100,8 +100,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	p := startProcess(t, dir)
 	srv := &testServer{URL: p.URL}
 	a, b := signup(t, srv, "crash"), signup(t, srv, "crash2")
-	c := call(t, "POST", srv.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
-	chatID := c.Body["id"].(string)
+	chatID := directChat(t, srv, a, b)
 	for i := 0; i < 20; i++ {
 		if r := call(t, "POST", srv.URL+"/api/chats/"+chatID+"/messages", a.Token, map[string]any{"text": "before the crash"}); r.Status != 201 {
 			t.Fatalf("send: %d %s", r.Status, r.Raw)

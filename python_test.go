@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"testing"
@@ -25,11 +24,7 @@ func TestPythonSocketIOClient(t *testing.T) {
 		t.Run(transports, func(t *testing.T) {
 			// Fresh users each time: B must hear A come online.
 			a, b := signup(t, srv, "pya"), signup(t, srv, "pyb")
-			r := call(t, "POST", srv.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
-			if r.Status != http.StatusCreated {
-				t.Fatalf("create direct chat: %d %s", r.Status, r.Raw)
-			}
-			chatID := r.Body["id"].(string)
+			chatID := directChat(t, srv, a, b)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, python, "scripts/python/chat.py")

@@ -101,3 +101,22 @@ func TestThreeNodes(t *testing.T) {
 	sb.Event("session:revoked")
 	sb2.Event("session:revoked")
 }
+
+// A member added on node A sends through node B at once, before node B
+// can have heard A's notice: node B lets them in (its cached copy of the
+// chat predates them, so it asks the store), each time.
+func TestAddedOnOneNodeSendsOnAnother(t *testing.T) {
+	nodes, _ := stack.StartCluster(t, 2)
+	owner, member := stack.Signup(t, nodes[0].URL, "ao"), stack.Signup(t, nodes[1].URL, "am")
+	chatID := newGroupChat(t, nodes[0], owner, "at once", member)
+	for i := range 5 {
+		// Node B caches the chat as it is now.
+		postMessage(t, nodes[1], member.Token, chatID, map[string]any{"text": fmt.Sprintf("before %d", i)}, http.StatusCreated)
+		newcomer := stack.Signup(t, nodes[1].URL, fmt.Sprintf("an%d", i))
+		if r := stack.Call(t, "POST", nodes[0].URL+"/api/chats/"+chatID+"/members", owner.Token,
+			map[string]any{"userIds": []string{newcomer.ID}}); r.Status != http.StatusOK {
+			t.Fatalf("add member: %d %s", r.Status, r.Raw)
+		}
+		postMessage(t, nodes[1], newcomer.Token, chatID, map[string]any{"text": fmt.Sprintf("hi %d", i)}, http.StatusCreated)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/parley-chat/parley/internal/str"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
+	"golang.org/x/sync/singleflight"
 )
 
 // Store is the part of the store the chat domain needs.
@@ -61,6 +62,7 @@ type Service struct {
 	// database round trips. Membership changes on this node refresh it.
 	mu    sync.RWMutex
 	chats map[string]*store.Chat
+	loads singleflight.Group
 	// onChange hears of this node's changes to a chat (see OnChange).
 	onChange func(chatID string)
 
@@ -84,7 +86,10 @@ func (s *Service) Run(ctx context.Context) { s.writer.run(ctx) }
 var errNoChat = apperr.New(apperr.NotFound, "no such chat")
 
 // chat returns the chat if userID is a member; anything else is not_found,
-// so existence never leaks.
+// so existence never leaks. A member the cached copy knows costs no read.
+// A miss, or a cached copy that does not know userID, is settled by the
+// store: another node may have added them a moment ago, before its notice
+// (see Forget) arrived here. The fresh copy then replaces the cached one.
 func (s *Service) chat(ctx context.Context, userID, chatID string) (*store.Chat, error) {
 	if !store.ValidID(chatID) {
 		return nil, errNoChat
@@ -92,22 +97,52 @@ func (s *Service) chat(ctx context.Context, userID, chatID string) (*store.Chat,
 	s.mu.RLock()
 	c, ok := s.chats[chatID]
 	s.mu.RUnlock()
-	if !ok {
-		loaded, err := s.st.ChatByID(ctx, chatID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, errNoChat
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load chat: %w", err)
-		}
-		s.remember(loaded)
-		c = loaded
+	if ok && memberOf(c, userID) != nil {
+		return c, nil
+	}
+	c, err := s.load(ctx, chatID)
+	if err != nil {
+		return nil, err
 	}
 	if memberOf(c, userID) == nil {
 		return nil, errNoChat
 	}
 	return c, nil
 }
+
+// load reads a chat from the store into the cache. Concurrent loads of one
+// chat share one read, so a burst of refused requests (a non-member's, or
+// many sockets after ForgetAll) costs the store one query at a time. The
+// shared read does not end with the caller that started it (another may
+// still want its answer); each caller stops waiting when its own ctx ends.
+func (s *Service) load(ctx context.Context, chatID string) (*store.Chat, error) {
+	ch := s.loads.DoChan(chatID, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		c, err := s.st.ChatByID(rctx, chatID)
+		if errors.Is(err, store.ErrNotFound) {
+			s.Forget(chatID)
+			return nil, errNoChat
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load chat: %w", err)
+		}
+		s.remember(c)
+		return c, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*store.Chat), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// loadTimeout bounds a shared chat read, which no caller's context ends.
+const loadTimeout = 10 * time.Second
 
 func (s *Service) remember(c *store.Chat) {
 	s.mu.Lock()

@@ -1,38 +1,16 @@
 package redisadapter
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"io"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/testenv"
 )
-
-// nodeDir holds the npm packages the interop tests run (scripts/test-deps.sh
-// installs them).
-func nodeDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs("../../../scripts/cluster")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
-		t.Fatalf("%s has no node_modules: run `go tool task test` (or bash scripts/test-deps.sh) first", dir)
-	}
-	return dir
-}
 
 // bin marks binary values in the JSON exchanged with the Node scripts.
 func bin(b []byte) map[string]any {
@@ -73,26 +51,11 @@ func TestAdapterRejoinsRedis(t *testing.T) {
 
 			redis.Restart(t)
 			testenv.Receive(t, subscribed, "subscription once Redis is up")
-			runEmitter(t, redis.URL, []map[string]any{{"op": "emit", "to": []string{"user:1"}, "event": "back", "args": []any{}}})
+			testenv.RunEmitter(t, redis.URL, []map[string]any{{"op": "emit", "to": []string{"user:1"}, "event": "back", "args": []any{}}})
 			if c := local.next(t); c.op != "broadcast" || c.packet.Data[0] != "back" {
 				t.Fatalf("got %+v", c)
 			}
 		})
-	}
-}
-
-// runEmitter runs the npm @socket.io/redis-emitter with ops and waits for it.
-func runEmitter(t *testing.T, url string, ops []map[string]any) {
-	t.Helper()
-	b, err := json.Marshal(ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", "emit.mjs", string(b))
-	cmd.Dir = nodeDir(t)
-	cmd.Env = append(os.Environ(), "REDIS_URL="+url)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("emit.mjs: %v\n%s", err, out)
 	}
 }
 
@@ -114,7 +77,7 @@ func TestEmitterToAdapter(t *testing.T) {
 	payload := map[string]any{"text": "héllo", "seq": int64(3), "ratio": 1.5, "neg": int64(-70000), "big": int64(1) << 40,
 		"ok": true, "none": nil, "list": []any{"a", int64(1)}, "nested": map[string]any{"k": "v"}}
 	blob := []byte{0, 1, 2, 0xfe, 0xff}
-	runEmitter(t, redis.URL, []map[string]any{
+	testenv.RunEmitter(t, redis.URL, []map[string]any{
 		// No socket here is in user:99: a single-room broadcast for it is skipped.
 		{"op": "emit", "to": []string{"user:99"}, "event": "message:new", "args": []any{"skipped"}},
 		{"op": "emit", "to": []string{"user:42"}, "event": "message:new", "args": []any{payload, bin(blob)}},
@@ -173,126 +136,6 @@ func TestEmitterToAdapter(t *testing.T) {
 	}
 }
 
-// nodeServer is a running Node.js script: node-server.mjs (a Socket.IO
-// server with @socket.io/redis-adapter and one client of its own) or
-// client.mjs (a socket.io-client).
-type nodeServer struct {
-	stdin io.WriteCloser
-	lines chan map[string]any
-	ready map[string]any
-	// user is a test's note of whose client this is.
-	user string
-}
-
-func startNodeServer(t *testing.T, url string, rooms ...string) *nodeServer {
-	t.Helper()
-	return startNodeScript(t, "node-server.mjs", "REDIS_URL="+url, "ROOMS="+strings.Join(rooms, ","))
-}
-
-// startNodeScript runs a script of scripts/cluster that says "ready" first
-// and ends when its stdin closes.
-func startNodeScript(t *testing.T, script string, env ...string) *nodeServer {
-	t.Helper()
-	cmd := exec.Command("node", script)
-	cmd.Dir = nodeDir(t)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &nodeServer{stdin: stdin, lines: make(chan map[string]any, 64)}
-	t.Cleanup(func() {
-		_ = stdin.Close() // the script exits when stdin closes
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	go func() {
-		defer close(n.lines)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				n.lines <- m
-			}
-		}
-	}()
-	n.ready = n.expect(t, "ready")
-	return n
-}
-
-// expect waits for the script's next line and requires it to carry key.
-func (n *nodeServer) expect(t *testing.T, key string) map[string]any {
-	t.Helper()
-	select {
-	case m, ok := <-n.lines:
-		if !ok {
-			t.Fatalf("the node script ended before %q", key)
-		}
-		v, ok := m[key].(map[string]any)
-		if !ok {
-			if _, present := m[key]; present {
-				return m
-			}
-			t.Fatalf("the node script said %v, want %q", m, key)
-		}
-		return v
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the node script did not say %q within 15 s", key)
-		return nil
-	}
-}
-
-// expectEach waits for one line carrying each key, in any order (a
-// script's own client may print before the script reports a command done).
-func (n *nodeServer) expectEach(t *testing.T, keys ...string) map[string]map[string]any {
-	t.Helper()
-	got := map[string]map[string]any{}
-	for len(got) < len(keys) {
-		select {
-		case m, ok := <-n.lines:
-			if !ok {
-				t.Fatalf("the node script ended before saying %v", keys)
-			}
-			matched := false
-			for _, k := range keys {
-				if _, present := m[k]; present && got[k] == nil {
-					got[k], matched = m, true
-				}
-			}
-			if !matched {
-				t.Fatalf("the node script said %v, want one of %v", m, keys)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatalf("the node script did not say all of %v within 15 s", keys)
-		}
-	}
-	return got
-}
-
-func (n *nodeServer) send(t *testing.T, cmd map[string]any) {
-	t.Helper()
-	b, _ := json.Marshal(cmd)
-	if _, err := n.stdin.Write(append(b, '\n')); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestAdapterWithNodeServer: a Parley node and a Node.js Socket.IO server
 // with the npm Redis adapter share one cluster, both ways.
 func TestAdapterWithNodeServer(t *testing.T) {
@@ -300,7 +143,7 @@ func TestAdapterWithNodeServer(t *testing.T) {
 	local := newFakeLocal(map[string][]string{"g1": {"chat:1", "user:1"}})
 	local.ackArg = "go-ack"
 	a := startAdapter(t, redis.URL, local)
-	node := startNodeServer(t, redis.URL, "chat:1", "user:2")
+	node := testenv.StartNodeServer(t, redis.URL, "chat:1", "user:2")
 	ctx := context.Background()
 
 	t.Run("parley broadcast reaches the node client, binary intact", func(t *testing.T) {
@@ -315,7 +158,7 @@ func TestAdapterWithNodeServer(t *testing.T) {
 		if c := local.next(t); c.op != "broadcast" {
 			t.Fatalf("local delivery %+v", c)
 		}
-		got := node.expect(t, "client")
+		got := node.Expect(t, "client")
 		want := map[string]any{"event": "message:new", "args": []any{map[string]any{"text": "hi", "seq": float64(4)}, map[string]any{"$bin": "3q2+7w=="}}}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("node client got %v, want %v", got, want)
@@ -329,14 +172,14 @@ func TestAdapterWithNodeServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		local.next(t)
-		if got := node.expect(t, "client"); got["event"] != "all" {
+		if got := node.Expect(t, "client"); got["event"] != "all" {
 			t.Fatalf("node client got %v, want the namespace-wide event (the excepted one must not arrive)", got)
 		}
 	})
 
 	t.Run("node broadcast reaches parley", func(t *testing.T) {
-		node.send(t, map[string]any{"cmd": "broadcast", "to": []string{"user:1"}, "event": "presence", "args": []any{map[string]any{"online": true}, bin([]byte("x"))}})
-		node.expect(t, "sent")
+		node.Send(t, map[string]any{"cmd": "broadcast", "to": []string{"user:1"}, "event": "presence", "args": []any{map[string]any{"online": true}, bin([]byte("x"))}})
+		node.Expect(t, "sent")
 		c := local.next(t)
 		if c.op != "broadcast" || !reflect.DeepEqual(c.packet.Data, []any{"presence", map[string]any{"online": true}, []byte("x")}) || !slices.Equal(c.opts.Rooms, []string{"user:1"}) {
 			t.Fatalf("parley got %+v", c)
@@ -353,21 +196,21 @@ func TestAdapterWithNodeServer(t *testing.T) {
 			ids = append(ids, s.ID)
 		}
 		slices.Sort(ids)
-		want := []string{"g1", node.ready["sid"].(string)}
+		want := []string{"g1", node.Ready["sid"].(string)}
 		slices.Sort(want)
 		if !slices.Equal(ids, want) {
 			t.Fatalf("fetched %v, want %v", ids, want)
 		}
-		node.send(t, map[string]any{"cmd": "fetch", "to": []string{"chat:1"}})
-		fetched := node.expect(t, "fetched")["fetched"].([]any)
+		node.Send(t, map[string]any{"cmd": "fetch", "to": []string{"chat:1"}})
+		fetched := node.Expect(t, "fetched")["fetched"].([]any)
 		if len(fetched) != 2 {
 			t.Fatalf("node fetched %v, want its socket and g1", fetched)
 		}
 	})
 
 	t.Run("socketsJoin from node reaches parley sockets", func(t *testing.T) {
-		node.send(t, map[string]any{"cmd": "join", "to": []string{"user:1"}, "rooms": []string{"chat:2"}})
-		node.expect(t, "joined")
+		node.Send(t, map[string]any{"cmd": "join", "to": []string{"user:1"}, "rooms": []string{"chat:2"}})
+		node.Expect(t, "joined")
 		if c := local.next(t); c.op != "addSockets" || !slices.Equal(c.rooms, []string{"chat:2"}) {
 			t.Fatalf("parley got %+v", c)
 		}
@@ -400,11 +243,11 @@ func TestAdapterWithNodeServer(t *testing.T) {
 		if c := local.next(t); c.op != "broadcast" {
 			t.Fatalf("parley got %+v, want the broadcast (the join's echo must be skipped)", c)
 		}
-		if got := node.expect(t, "client"); got["event"] != "after-join" {
+		if got := node.Expect(t, "client"); got["event"] != "after-join" {
 			t.Fatalf("node client got %v", got)
 		}
-		node.send(t, map[string]any{"cmd": "fetch", "to": []string{"chat:5"}})
-		if got := node.expect(t, "fetched")["fetched"].([]any); len(got) != 2 {
+		node.Send(t, map[string]any{"cmd": "fetch", "to": []string{"chat:5"}})
+		if got := node.Expect(t, "fetched")["fetched"].([]any); len(got) != 2 {
 			t.Fatalf("chat:5 holds %v, want g1 and the node's socket", got)
 		}
 	})
@@ -413,33 +256,33 @@ func TestAdapterWithNodeServer(t *testing.T) {
 		if err := a.ServerSideEmit(ctx, []any{"hello", "from-go"}); err != nil {
 			t.Fatal(err)
 		}
-		if got := node.expect(t, "serverSideEmit"); !reflect.DeepEqual(got["args"], []any{"from-go"}) {
+		if got := node.Expect(t, "serverSideEmit"); !reflect.DeepEqual(got["args"], []any{"from-go"}) {
 			t.Fatalf("node got %v", got)
 		}
 		answers, err := a.ServerSideEmitWithAck(ctx, []any{"ask", "q1"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		node.expect(t, "serverSideEmit")
+		node.Expect(t, "serverSideEmit")
 		if !reflect.DeepEqual(answers, []any{map[string]any{"from": "node", "got": "q1"}}) {
 			t.Fatalf("answers %v", answers)
 		}
-		node.send(t, map[string]any{"cmd": "serverSideEmitWithAck", "timeout": 3000, "args": []any{"ask", "q2"}})
+		node.Send(t, map[string]any{"cmd": "serverSideEmitWithAck", "timeout": 3000, "args": []any{"ask", "q2"}})
 		if c := local.next(t); c.op != "serverSideEmit" || !reflect.DeepEqual(c.args, []any{"ask", "q2"}) {
 			t.Fatalf("parley got %+v", c)
 		}
-		if got := node.expect(t, "answers"); !reflect.DeepEqual(got["answers"], []any{map[string]any{"from": "go", "got": "q2"}}) {
+		if got := node.Expect(t, "answers"); !reflect.DeepEqual(got["answers"], []any{map[string]any{"from": "go", "got": "q2"}}) {
 			t.Fatalf("node answers %v", got)
 		}
 	})
 
 	t.Run("node broadcast with acks counts parley's clients", func(t *testing.T) {
-		node.send(t, map[string]any{"cmd": "broadcastWithAck", "to": []string{"chat:1"}, "timeout": 3000, "event": "ping", "args": []any{int64(1)}})
+		node.Send(t, map[string]any{"cmd": "broadcastWithAck", "to": []string{"chat:1"}, "timeout": 3000, "event": "ping", "args": []any{int64(1)}})
 		if c := local.next(t); c.op != "broadcastWithAck" {
 			t.Fatalf("parley got %+v", c)
 		}
-		node.expect(t, "client")
-		got := node.expect(t, "acks")["acks"].([]any)
+		node.Expect(t, "client")
+		got := node.Expect(t, "acks")["acks"].([]any)
 		if len(got) != 2 || !slices.ContainsFunc(got, func(v any) bool { return v == "go-ack" }) {
 			t.Fatalf("acks %v, want the node client's and parley's", got)
 		}
@@ -456,7 +299,7 @@ func TestAdapterWithNodeServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		local.next(t)
-		node.expect(t, "client")
+		node.Expect(t, "client")
 		var got []int
 		var answers []any
 		for len(got) < 2 || len(answers) < 2 {

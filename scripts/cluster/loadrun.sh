@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Load run for docs/PERFORMANCE.md "Many nodes": one Parley node vs two, same load, both on one
+# shared MongoDB-wire store (scripts/ferretdb) and a private redis-server, everything on 127.0.0.1.
+# usage: loadrun.sh <parley-bin> <ferretdb-bin> <lg-bin with -split-base> <outdir> <shape> [rates [users]]
+# shape: one | two (nodes on FerretDB and Redis), sqlite (one node, embedded store, no Redis),
+# sqlite-redis (one node, embedded store, REDIS_URL: every broadcast goes through Redis).
+# LGARGS adds generator flags (e.g. -split-chats).
+set -u
+BIN=$1; FDB=$2; LG=$3; OUT=$4; SHAPE=$5; RATES=${6:-50,100,200,400,800}; USERS=${7:-200}
+mkdir -p "$OUT"; W=$(mktemp -d); PIDS=()
+# Nodes first (they say goodbye to Redis and the store), then Redis and FerretDB.
+cleanup() { for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill "${PIDS[i]}" 2>/dev/null; wait "${PIDS[i]}" 2>/dev/null; done; rm -rf "$W"; }
+trap cleanup EXIT
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ulimit -n 65536 2>/dev/null
+RP=$(freeport)
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >"$W/redis.log" 2>&1 & PIDS+=($!); RPID=$!
+"$FDB" -dir "$W/ferret" >"$W/ferret.uri" 2>"$OUT/ferret-$SHAPE.log" & PIDS+=($!); FPID=$!
+for i in $(seq 100); do [ -s "$W/ferret.uri" ] && redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.2; done
+URI=$(head -1 "$W/ferret.uri")
+# Flood limits lifted (the LIMIT_* of branch sec; ignored where they do not exist).
+LIMITS=(LIMIT_MESSAGE_SEND=100000/s:100000 LIMIT_TYPING=100000/s:100000 LIMIT_HANDSHAKES=100000/s:100000
+        LIMIT_REST=100000/s:100000 LIMIT_SIGNUPS=100000/s:100000 MAX_SOCKETS_PER_USER=1000 MAX_SOCKETS_PER_ADDRESS=100000
+        LOGIN_FAILURES_PER_ADDRESS=100000)
+startnode() { # port
+  mkdir -p "$W/d$1"
+  STORE=(MONGO_URI="$URI" MONGO_DB=bench); REDIS=(REDIS_URL="redis://127.0.0.1:$RP")
+  case $SHAPE in sqlite) STORE=(MONGO_URI=); REDIS=(REDIS_URL=);; sqlite-redis) STORE=(MONGO_URI=);; esac
+  env "${LIMITS[@]}" "${STORE[@]}" "${REDIS[@]}" HOST=127.0.0.1 PORT="$1" DATA_DIR="$W/d$1" \
+    JWT_SECRET=bench-secret-bench-secret-bench-secret BCRYPT_COST=4 LOG_LEVEL=warn "$BIN" >"$OUT/parley-$SHAPE-$1.log" 2>&1 &
+  PIDS+=($!)
+  for i in $(seq 150); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && break; sleep 0.2; done
+}
+P1=$(freeport); startnode "$P1"; SPLIT=()
+if [ "$SHAPE" = two ]; then P2=$(freeport); startnode "$P2"; SPLIT=(-split-base "http://127.0.0.1:$P2"); fi
+"$LG" -mode app-chat -label "parley-$SHAPE-node" -base "http://127.0.0.1:$P1" "${SPLIT[@]}" -group 10 -users "$USERS" \
+  -rates "$RATES" -step 5s -settle 10s -db-pid "$FPID" -redis-pid "$RPID" ${LGARGS:-} -out "$OUT/app-chat.jsonl" >"$OUT/$SHAPE.txt" 2>&1
+echo "exit $?"
