@@ -173,6 +173,10 @@ type Users interface {
 	// SearchUsers returns users whose username or lower-cased display name
 	// starts with prefix (already lower-cased), ordered by username.
 	SearchUsers(ctx context.Context, prefix string, limit int) ([]User, error)
+	// UsersContaining returns users whose lower-cased display name or email
+	// contains sub (already lower-cased), ordered by username. The MERN API
+	// searches this way; it scans, so callers keep limit small.
+	UsersContaining(ctx context.Context, sub string, limit int) ([]User, error)
 	// UpdateUser applies upd and returns the user as stored afterwards.
 	UpdateUser(ctx context.Context, id string, upd UserUpdate) (*User, error)
 	SetLastSeen(ctx context.Context, id string, at time.Time) error

@@ -124,6 +124,20 @@ func (s *Store) SearchUsers(ctx context.Context, prefix string, limit int) ([]st
 	return s.findUsers(ctx, filter, opts)
 }
 
+// UsersContaining matches an unanchored, escaped regex; it scans.
+func (s *Store) UsersContaining(ctx context.Context, sub string, limit int) ([]store.User, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	re := bson.Regex{Pattern: regexp.QuoteMeta(sub)}
+	filter := bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "displayNameLower", Value: re}},
+		bson.D{{Key: "email", Value: re}},
+	}}}
+	opts := options.Find().SetSort(bson.D{{Key: "username", Value: 1}}).SetLimit(int64(limit))
+	return s.findUsers(ctx, filter, opts)
+}
+
 func (s *Store) findUsers(ctx context.Context, filter any, opts ...options.Lister[options.FindOptions]) ([]store.User, error) {
 	cur, err := s.users.Find(ctx, filter, opts...)
 	if err != nil {

@@ -85,6 +85,18 @@ func (s *Store) SearchUsers(ctx context.Context, prefix string, limit int) ([]st
 		LIMIT ?`, prefix, hi, prefix, hi, limit)
 }
 
+// UsersContaining uses instr rather than LIKE, so sub needs no escaping.
+func (s *Store) UsersContaining(ctx context.Context, sub string, limit int) ([]store.User, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	return s.users(ctx, "users containing", `
+		SELECT `+userCols+` FROM users
+		WHERE instr(display_name_lower, ?) > 0 OR instr(lower(email), ?) > 0
+		ORDER BY username
+		LIMIT ?`, sub, sub, limit)
+}
+
 func (s *Store) users(ctx context.Context, op, query string, args ...any) ([]store.User, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
