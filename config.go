@@ -14,6 +14,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
+
+	"github.com/parley-chat/parley/web"
 )
 
 // Config is every setting, from the environment and an optional .env file
@@ -37,6 +39,12 @@ type Config struct {
 	AvatarMaxBytes int64         `env:"AVATAR_MAX_BYTES" envDefault:"5242880"`
 	OrphanFileTTL  time.Duration `env:"ORPHAN_FILE_TTL" envDefault:"24h"`
 	ShutdownGrace  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+
+	// WebRoot serves a built single-page app at / instead of the embedded client.
+	WebRoot string `env:"WEB_ROOT"`
+	// MERNSetupTimeout is how long a socket without credentials may wait
+	// for the MERN app's setup event.
+	MERNSetupTimeout time.Duration `env:"MERN_SETUP_TIMEOUT" envDefault:"5s"`
 }
 
 // ConfigError names the variable a bad setting came from.
@@ -113,6 +121,13 @@ func (c *Config) validate() error {
 		return &ConfigError{"AVATAR_MAX_BYTES", "must be at least 1"}
 	case c.OrphanFileTTL < time.Minute:
 		return &ConfigError{"ORPHAN_FILE_TTL", "must be at least 1m"}
+	case c.MERNSetupTimeout < 100*time.Millisecond || c.MERNSetupTimeout > time.Minute:
+		return &ConfigError{"MERN_SETUP_TIMEOUT", "must be 100ms..1m"}
+	}
+	if c.WebRoot != "" {
+		if err := web.CheckWebRoot(c.WebRoot); err != nil {
+			return &ConfigError{"WEB_ROOT", fmt.Sprintf("%q has no index.html to serve: %v", c.WebRoot, err)}
+		}
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "" || o == "*" || !(strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://")) {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -23,6 +24,7 @@ import (
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/mern"
 	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
@@ -105,8 +107,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	chats := chat.New(st, nil, chat.DefaultLimits, log)
-	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins}, events.Deps{
+	mernAPI := mern.New(mern.Deps{Log: log, Accounts: accounts, Chats: chats, Store: st})
+	sock, err := events.New(events.Config{CORSOrigins: cfg.CORSOrigins, SetupTimeout: cfg.MERNSetupTimeout}, events.Deps{
 		Log: log, Accounts: accounts, Chats: chats, Users: st, Sessions: sessions, Registerer: reg,
+		MERN: mernAPI.Renderer(),
 	})
 	if err != nil {
 		return fmt.Errorf("socket.io server: %w", err)
@@ -124,6 +128,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		Ready:       map[string]web.Pinger{"database": st, "cache": cacheP},
 		Registry:    reg,
 		CORSOrigins: cfg.CORSOrigins,
+		WebRoot:     cfg.WebRoot,
+		Mount:       []func(chi.Router, func(http.Handler) http.Handler){func(r chi.Router, _ func(http.Handler) http.Handler) { mernAPI.Routes(r) }},
 	})
 
 	// Uploads never attached are swept a few times per ORPHAN_FILE_TTL, at

@@ -302,7 +302,9 @@ type readEvent struct {
 	Seq    int64  `json:"seq"`
 }
 
-type typingEvent struct {
+// TypingEvent is the typing payload; the events layer also reads it to
+// relay typing to the MERN app's sockets.
+type TypingEvent struct {
 	ChatID   string `json:"chatId"`
 	UserID   string `json:"userId"`
 	IsTyping bool   `json:"isTyping"`
@@ -321,7 +323,7 @@ func (s *Service) Typing(ctx context.Context, userID, origin, chatID string, isT
 			others = append(others, m.UserID)
 		}
 	}
-	s.bc.ToUsers(others, EventTyping, typingEvent{ChatID: c.ID, UserID: userID, IsTyping: isTyping})
+	s.bc.ToUsers(others, EventTyping, TypingEvent{ChatID: c.ID, UserID: userID, IsTyping: isTyping})
 	return nil
 }
 

@@ -36,6 +36,7 @@ type engine struct {
 // pendingConnect is a socket between its handshake and its connection.
 type pendingConnect struct {
 	gen       uint64        // the membership generation of its room lookup
+	awaiting  bool          // admitted without credentials, to wait for setup
 	connected chan struct{} // closed once the library has registered it
 	once      sync.Once
 	onClose   types.EventListener // on the connection, until the connect
@@ -292,7 +293,7 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 	if ctx := sock.Request(); ctx != nil {
 		r = ctx.Request()
 	}
-	id, err := e.s.authenticate(handshakeToken(sock.Handshake().Auth, r))
+	id, awaiting, err := e.s.admit(sock.Handshake().Auth, r)
 	if err != nil {
 		msg, transient := e.s.handshakeError(err)
 		if transient {
@@ -310,17 +311,20 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 		next(socket.NewExtendedError(msg, data))
 		return
 	}
-	// Data survives connection-state recovery with the socket's rooms.
-	sock.SetData(id)
-	gen, err := e.s.enterRooms(&sioConn{sock: sock, id: id})
-	if err != nil {
-		// A socket outside its chats' rooms would miss messages without
-		// knowing; a dropped one reconnects and tries again.
-		e.s.log.Warn("socket handshake: look up chats; dropping the connection", "user", id.UserID, "err", err)
-		e.drop(sock, next)
-		return
+	var gen uint64
+	if !awaiting {
+		// Data survives connection-state recovery with the socket's rooms.
+		sock.SetData(id)
+		gen, err = e.s.enterRooms(&sioConn{sock: sock, id: id})
+		if err != nil {
+			// A socket outside its chats' rooms would miss messages without
+			// knowing; a dropped one reconnects and tries again.
+			e.s.log.Warn("socket handshake: look up chats; dropping the connection", "user", id.UserID, "err", err)
+			e.drop(sock, next)
+			return
+		}
 	}
-	pc := &pendingConnect{gen: gen, connected: make(chan struct{})}
+	pc := &pendingConnect{gen: gen, awaiting: awaiting, connected: make(chan struct{})}
 	e.pending.Store(sock, pc)
 	// If the socket never gets to connect, forget it and stop waiting.
 	conn := sock.Conn()
@@ -378,7 +382,7 @@ func (e *engine) onConnection(args ...any) {
 	sock.Conn().RemoveListener("close", pc.onClose)
 	e.connecting.Delete(sock.Conn().Id())
 	id, ok := sock.Data().(auth.Identity)
-	if !ok || id.UserID == "" {
+	if !pc.awaiting && (!ok || id.UserID == "") {
 		sock.Disconnect(false)
 		return
 	}
@@ -389,8 +393,17 @@ func (e *engine) onConnection(args ...any) {
 		st.teardown()
 		return
 	}
-	st.setup(pc.gen)
-	for _, name := range clientEvents {
+	if pc.awaiting {
+		st.awaitSetup()
+	} else {
+		st.setup(pc.gen)
+	}
+	sock.Use(func(ev []any, next func(error)) {
+		if len(ev) > 0 && st.admits(stringish(ev[0])) {
+			next(nil)
+		}
+	})
+	for _, name := range append(clientEvents, mernEvents...) {
 		_ = sock.On(name, func(args ...any) {
 			payload, ack := splitArgs(args)
 			st.handle(name, payload, ack)
@@ -417,14 +430,41 @@ func splitArgs(args []any) (any, Ack) {
 // sioConn is a library socket as a Conn.
 type sioConn struct {
 	sock *socket.Socket
+	mu   sync.RWMutex
 	id   auth.Identity
 }
 
-func (c *sioConn) ID() string        { return string(c.sock.Id()) }
-func (c *sioConn) UserID() string    { return c.id.UserID }
-func (c *sioConn) SessionID() string { return c.id.SessionID }
+func (c *sioConn) ID() string { return string(c.sock.Id()) }
 
-func (c *sioConn) Emit(event string, payload any) { _ = c.sock.Emit(event, payload) }
+func (c *sioConn) UserID() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.id.UserID
+}
+
+func (c *sioConn) SessionID() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.id.SessionID
+}
+
+// Bind sets the identity of a socket admitted without credentials.
+func (c *sioConn) Bind(id auth.Identity) {
+	c.mu.Lock()
+	c.id = id
+	c.mu.Unlock()
+	c.sock.SetData(id)
+}
+
+// Emit sends payload as the event's one argument; a nil payload sends none
+// (the MERN app's typing events carry nothing).
+func (c *sioConn) Emit(event string, payload any) {
+	if payload == nil {
+		_ = c.sock.Emit(event)
+		return
+	}
+	_ = c.sock.Emit(event, payload)
+}
 func (c *sioConn) Join(rooms ...string)           { c.sock.Join(toRooms(rooms)...) }
 func (c *sioConn) Leave(room string)              { c.sock.Leave(socket.Room(room)) }
 func (c *sioConn) Disconnect()                    { c.sock.Disconnect(false) }
@@ -453,6 +493,10 @@ func (e *engine) emit(to, except []string, event string, payload any) {
 	op := e.io.To(toRooms(to)...)
 	if len(except) > 0 {
 		op = op.Except(toRooms(except)...)
+	}
+	if payload == nil {
+		_ = op.Emit(event)
+		return
 	}
 	_ = op.Emit(event, payload)
 }

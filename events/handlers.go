@@ -59,6 +59,8 @@ type connState struct {
 	closed  bool
 	tracked bool
 	ended   sync.Once
+
+	mern mernConn // the MERN dialect's state (mern.go)
 }
 
 func (s *Server) newConn(c Conn) *connState {
@@ -122,9 +124,14 @@ func (st *connState) setup(gen uint64) {
 			return
 		}
 	}
+	st.track()
+}
+
+// track counts the socket for presence, unless its session ended after the
+// credential check, before the session room could hear of it.
+func (st *connState) track() {
+	s, c := st.s, st.conn
 	if s.wasRevoked(c.SessionID()) {
-		// Ended after the credential check, before the session room could
-		// hear of it.
 		c.Emit(EventSessionRevoked, struct{}{})
 		c.Disconnect()
 		return
@@ -143,6 +150,7 @@ func (st *connState) setup(gen uint64) {
 // revocation, so the slow part runs on its own.
 func (st *connState) teardown() {
 	st.ended.Do(func() {
+		st.mern.stopTimer()
 		st.s.work.begin()
 		go func() {
 			defer st.s.work.end()
@@ -168,6 +176,9 @@ func (st *connState) teardown() {
 // argument (nil when there was none); ack is nil when the client asked
 // for no answer.
 func (st *connState) handle(event string, payload any, ack Ack) {
+	if st.handleMERN(event, payload, ack) {
+		return
+	}
 	switch event {
 	case EventMessageSend:
 		st.onSend(payload, ack)
@@ -303,7 +314,13 @@ func (st *connState) onTyping(v any, ack Ack) {
 		st.reply(EventTyping, ack, nil, err)
 		return
 	}
-	relay := st.typing.allow(*chatID, *isTyping)
+	st.relayTyping(*chatID, *isTyping, ack)
+}
+
+// relayTyping relays a typing change (native or MERN) within the socket's
+// budget; the chat service sends it to both dialects.
+func (st *connState) relayTyping(chatID string, isTyping bool, ack Ack) {
+	relay := st.typing.allow(chatID, isTyping)
 	if !relay && ack == nil {
 		// A repeat over the budget: nothing anyone would miss, and no one
 		// waits for an answer.
@@ -313,12 +330,12 @@ func (st *connState) onTyping(v any, ack Ack) {
 	st.run(laneTyping, EventTyping, ack, func(ctx context.Context) (any, error) {
 		var err error
 		if relay {
-			err = st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), *chatID, *isTyping)
+			err = st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), chatID, isTyping)
 		} else {
 			// A dropped repeat is answered as the relay would have been:
 			// a chat the caller cannot see is not_found, however often
 			// it is named.
-			err = st.s.chats.Member(ctx, st.conn.UserID(), *chatID)
+			err = st.s.chats.Member(ctx, st.conn.UserID(), chatID)
 		}
 		if err != nil {
 			return nil, err

@@ -59,6 +59,36 @@ func stringish(v any) string {
 	return ""
 }
 
+// presentsCredentials tells whether a handshake offers any credential at
+// all, even an empty or malformed one: only a handshake with none is
+// admitted to wait for a MERN setup; any other must pass the check.
+func presentsCredentials(authData map[string]any, r *http.Request) bool {
+	if _, ok := authData["token"]; ok {
+		return true
+	}
+	if r == nil {
+		return false
+	}
+	if r.URL.Query().Has("token") || r.Header.Get("Authorization") != "" {
+		return true
+	}
+	_, err := r.Cookie(tokenCookie)
+	return err == nil
+}
+
+// admit decides a handshake. Credentials that verify admit the socket as
+// that user. A handshake without any credential is admitted to wait for
+// the MERN app's setup event (awaiting; see mern.go), which the app sends
+// right after connecting. Credentials that do not verify are refused, at
+// once, whichever way they came.
+func (s *Server) admit(authData map[string]any, r *http.Request) (id auth.Identity, awaiting bool, err error) {
+	if !presentsCredentials(authData, r) {
+		return auth.Identity{}, true, nil
+	}
+	id, err = s.authenticate(handshakeToken(authData, r))
+	return id, false, err
+}
+
 // authTimeout bounds a handshake's credential check (the session cache,
 // or the database on a miss).
 const authTimeout = 5 * time.Second

@@ -69,6 +69,9 @@ type Config struct {
 	RecoveryWindow time.Duration
 	// HandlerTimeout bounds one event's work; default 15s.
 	HandlerTimeout time.Duration
+	// SetupTimeout is how long a socket admitted without credentials may
+	// wait before its MERN `setup` event; default 5s.
+	SetupTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -87,6 +90,9 @@ func (c *Config) defaults() {
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 15 * time.Second
 	}
+	if c.SetupTimeout == 0 {
+		c.SetupTimeout = 5 * time.Second
+	}
 }
 
 // Deps is what the socket server works with.
@@ -103,6 +109,9 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Now is the clock, for tests; nil means time.Now.
 	Now func() time.Time
+	// MERN renders messages for the MERN app's sockets (see mern.go); nil
+	// leaves them without `message recieved`.
+	MERN MERNRenderer
 }
 
 // fanout is what the server needs from the transport, in Parley's terms:
@@ -159,6 +168,8 @@ type Server struct {
 	// socket of that session trying to recover its state.
 	revokedMu sync.Mutex
 	revoked   map[string]time.Time
+
+	mern mernServer // the MERN dialect's deliveries (mern.go)
 }
 
 var _ chat.Broadcaster = (*Server)(nil)
@@ -203,6 +214,7 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 		cfg: cfg, log: deps.Log, accounts: deps.Accounts, chats: deps.Chats, users: deps.Users,
 		tracker: deps.Tracker, now: deps.Now, revoked: map[string]time.Time{},
 	}
+	s.mern.init(deps.MERN, &s.work)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -255,6 +267,7 @@ func (s *Server) ToChat(chatID, event string, payload any, origin string) {
 		except = []string{origin}
 	}
 	s.out.emit([]string{chatRoom(chatID)}, except, event, payload)
+	s.mernToChat(chatID, event, payload)
 }
 
 // ToUsers emits to every socket of each user.
@@ -263,6 +276,7 @@ func (s *Server) ToUsers(userIDs []string, event string, payload any) {
 		return
 	}
 	s.out.emit(userRooms(userIDs), nil, event, payload)
+	s.mernToUsers(event, payload)
 }
 
 // JoinChat makes every live socket of the users join the chat's room.
@@ -285,6 +299,7 @@ func (s *Server) LeaveChat(userIDs []string, chatID string) {
 	defer s.membership.Unlock()
 	s.membershipGen.Add(1)
 	s.out.leave(userRooms(userIDs), chatRoom(chatID))
+	s.out.leave(mernUserRooms(userIDs), mernChatRoom(chatID))
 }
 
 func userRooms(userIDs []string) []string {

@@ -2,11 +2,9 @@ package web
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -25,11 +23,7 @@ type grantBody struct {
 }
 
 func (s *server) answerGrant(w http.ResponseWriter, r *http.Request, status int, g *auth.Grant) {
-	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: g.Token, Path: "/", Expires: g.ExpiresAt,
-		MaxAge: int(time.Until(g.ExpiresAt).Seconds()), HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: s.secureCookies || r.TLS != nil,
-	})
+	SetTokenCookie(w, r, g.Token, g.ExpiresAt, s.secureCookies)
 	writeJSON(w, status, grantBody{Token: g.Token, ExpiresAt: wire.Time{Time: g.ExpiresAt}, User: wire.NewMe(g.User, s.presence.Online(g.User.ID))})
 }
 
@@ -77,7 +71,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	g, err := s.accounts.Login(r.Context(), deref(req.Login), deref(req.Password), clientAddr(r), r.UserAgent())
+	g, err := s.accounts.Login(r.Context(), deref(req.Login), deref(req.Password), ClientAddr(r), r.UserAgent())
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -206,16 +200,6 @@ func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, wire.NewUser(u, s.presence.Online(u.ID)))
-}
-
-// clientAddr is the peer address for throttling. Forwarded headers are not
-// trusted: any client could forge them to dodge the per-address limit.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func deref(p *string) string {

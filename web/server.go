@@ -65,8 +65,11 @@ type Deps struct {
 	SecureCookies bool
 	// Socket serves Socket.IO at /socket.io/; it answers CORS itself.
 	Socket http.Handler
-	// Mount adds routes owned by other packages (chats, files, socket.io).
+	// Mount adds routes owned by other packages under /api (the MERN API).
 	Mount []func(r chi.Router, authed func(http.Handler) http.Handler)
+	// WebRoot, when set, is a folder with a built single-page app served
+	// at / instead of the embedded client.
+	WebRoot string
 }
 
 type server struct {
@@ -103,9 +106,10 @@ func NewRouter(d Deps) http.Handler {
 	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.observe)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, apperr.New(apperr.NotFound, "no such route"))
-	})
+	}
+	r.NotFound(notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, apperr.New(apperr.InvalidInput, "method not allowed").Body())
 	})
@@ -139,7 +143,14 @@ func NewRouter(d Deps) http.Handler {
 		}
 	})
 
-	StaticRoutes(r)
+	if d.WebRoot != "" {
+		app := newSPA(d.WebRoot, notFound)
+		r.NotFound(app.ServeHTTP)
+		r.Get("/", app.ServeHTTP)
+		r.Head("/", app.ServeHTTP)
+	} else {
+		StaticRoutes(r)
+	}
 	if d.Socket == nil {
 		return corsHandler(d.CORSOrigins).Handler(r)
 	}
