@@ -465,10 +465,10 @@ func (c *sioConn) Emit(event string, payload any) {
 	}
 	_ = c.sock.Emit(event, payload)
 }
-func (c *sioConn) Join(rooms ...string)           { c.sock.Join(toRooms(rooms)...) }
-func (c *sioConn) Leave(room string)              { c.sock.Leave(socket.Room(room)) }
-func (c *sioConn) Disconnect()                    { c.sock.Disconnect(false) }
-func (c *sioConn) Drop()                          { c.sock.Conn().Close(false) }
+func (c *sioConn) Join(rooms ...string) { c.sock.Join(toRooms(rooms)...) }
+func (c *sioConn) Leave(room string)    { c.sock.Leave(socket.Room(room)) }
+func (c *sioConn) Disconnect()          { c.sock.Disconnect(false) }
+func (c *sioConn) Drop()                { c.sock.Conn().Close(false) }
 
 func (c *sioConn) Rooms() []string {
 	keys := c.sock.Rooms().Keys()

@@ -91,4 +91,3 @@ func CheckWebRoot(dir string) error {
 	}
 	return nil
 }
-
