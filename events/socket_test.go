@@ -217,7 +217,6 @@ func (c *liveClient) call(event string, payload any) map[string]any {
 func TestLiveHandshakeRefused(t *testing.T) {
 	l := startLive(t, Config{})
 	refusals := map[string]func(*sioclient.Options){
-		"no token":  nil,
 		"bad token": withToken("forged"),
 		"bad query": func(o *sioclient.Options) { o.SetQuery(url.Values{"token": {"forged"}}) },
 	}
@@ -237,7 +236,7 @@ func TestLiveHandshakeRefused(t *testing.T) {
 			}
 		})
 	}
-	for name, auth := range map[string]map[string]any{"no token": {}, "bad token": {"token": "forged"}, "token not a string": {"token": 12}} {
+	for name, auth := range map[string]map[string]any{"empty token": {"token": ""}, "bad token": {"token": "forged"}, "token not a string": {"token": 12}} {
 		t.Run("websocket/"+name, func(t *testing.T) {
 			c := sioraw.Dial(t, l.url, "", nil)
 			kind, body := c.Connect(auth)
@@ -253,6 +252,23 @@ func TestLiveHandshakeRefused(t *testing.T) {
 			t.Fatalf("answer %q", got)
 		}
 	})
+}
+
+// TestLiveNoCredentialsAwaitSetup: a handshake without any credential is
+// let in to wait for the MERN app's setup (mern.go), and dropped when
+// none comes in time.
+func TestLiveNoCredentialsAwaitSetup(t *testing.T) {
+	l := startLive(t, Config{SetupTimeout: 200 * time.Millisecond})
+	c := dialLive(t, l, nil)
+	c.connect()
+	select {
+	case reason := <-c.disconnected:
+		if reason != "io server disconnect" {
+			t.Fatalf("dropped with %q, want io server disconnect", reason)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("a socket without credentials or setup was not dropped")
+	}
 }
 
 func TestLiveGoClient(t *testing.T) {
