@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,7 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/internal/testenv/sioraw"
+	"github.com/parley-chat/parley/mern/importer/importertest"
 )
 
 // mernResponse is a MERN API answer: a bare array or an object.
@@ -350,4 +356,80 @@ func TestMERNSocketAuth(t *testing.T) {
 		mernCall(t, "POST", srv.URL+"/api/message", nate.Token, map[string]any{"content": "still there?", "chatId": direct.Obj["_id"]}).want(t, "send", 200)
 		c.EventWhere("message recieved", nil)
 	})
+}
+
+// TestMERNImport runs `parley import mern` on a database filled as the
+// app's mongoose models fill it, into each store, twice; then the app's
+// users log in with their old passwords and find their chats.
+func TestMERNImport(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			cfg := testConfig(t, kind)
+			uri, srcDB := testenv.MongoURI(t), testenv.MongoDatabase(t)
+			client, err := mongo.Connect(options.Client().ApplyURI(uri))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = client.Database(srcDB).Drop(context.Background())
+				_ = client.Disconnect(context.Background())
+			})
+			f := importertest.Seed(t, client.Database(srcDB))
+
+			env := []string{"DATA_DIR=" + cfg.DataDir, "JWT_SECRET=" + testJWTSecret, "PARLEY_ENV=test"}
+			if kind == "mongo" {
+				env = append(env, "MONGO_URI="+cfg.MongoURI, "MONGO_DB="+cfg.MongoDB)
+			}
+			for run := 1; run <= 2; run++ {
+				var out, progress bytes.Buffer
+				code := importCommand([]string{"mern", "--from", uri, "--db", srcDB}, env, &out, &progress)
+				if code != exitRefused { // the fixture holds malformed documents
+					t.Fatalf("run %d: exit %d\n%s\n%s", run, code, out.String(), progress.String())
+				}
+				want := "messages: read 7, imported 5, already present 0, refused 2"
+				if run == 2 {
+					want = "messages: read 7, imported 0, already present 5, refused 2"
+				}
+				if !strings.Contains(out.String(), want) || !strings.Contains(progress.String(), "users: 6 read") {
+					t.Fatalf("run %d summary:\n%s\nprogress:\n%s", run, out.String(), progress.String())
+				}
+			}
+			if code := importCommand([]string{"mern"}, env, io.Discard, io.Discard); code != exitUsage {
+				t.Fatalf("without --from: exit %d, want %d", code, exitUsage)
+			}
+
+			srv := startServer(t, cfg)
+			guest := f.Users[0] // bcryptjs 2.4.3 ($2a$), a 6-character password
+			r := mernCall(t, "POST", srv.URL+"/api/user/login", "", map[string]any{"email": guest.Email, "password": guest.Password}).want(t, "old user logs in", 200)
+			if r.Obj["_id"] != guest.ID || r.Obj["name"] != guest.Name {
+				t.Fatalf("login: %s", r.Raw)
+			}
+			jane := f.Users[2] // bcryptjs 3 ($2b$), through Parley's API
+			if p := call(t, "POST", srv.URL+"/api/auth/login", "", map[string]any{"login": jane.Email, "password": jane.Password}); p.Status != 200 {
+				t.Fatalf("Parley login of an imported user: %d %s", p.Status, p.Raw)
+			}
+			chats := mernCall(t, "GET", srv.URL+"/api/chat", r.Obj["token"].(string), nil).want(t, "chats", 200)
+			if len(chats.List) != 2 {
+				t.Fatalf("chats: %s", chats.Raw)
+			}
+			// Most recently active first: the group's last message is newer.
+			g := chats.List[0].(map[string]any)
+			if g["_id"] != f.Group || g["groupAdmin"].(map[string]any)["_id"] != f.Users[1].ID || g["latestMessage"].(map[string]any)["content"] != "weekend?" {
+				t.Fatalf("group: %v", g)
+			}
+			hist := mernCall(t, "GET", srv.URL+"/api/message/"+f.Direct, r.Obj["token"].(string), nil).want(t, "history", 200)
+			var texts []string
+			for _, m := range hist.List {
+				texts = append(texts, m.(map[string]any)["content"].(string))
+			}
+			if strings.Join(texts, "|") != strings.Join(f.DirectTexts, "|") {
+				t.Fatalf("history %v, want %v", texts, f.DirectTexts)
+			}
+			// Unread from the imported read marks: guest read up to seq 2 of 3.
+			pc := call(t, "GET", srv.URL+"/api/chats/"+f.Direct, r.Obj["token"].(string), nil)
+			if pc.Body["unreadCount"] != float64(1) {
+				t.Fatalf("unread after import: %s", pc.Raw)
+			}
+		})
+	}
 }
