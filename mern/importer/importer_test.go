@@ -87,7 +87,9 @@ func TestImport(t *testing.T) {
 					}
 				}
 			}
-			if !slices.ContainsFunc(first.Problems, func(p importer.Problem) bool { return strings.Contains(p.Reason, "1 messages belong to no imported chat") }) {
+			if !slices.ContainsFunc(first.Problems, func(p importer.Problem) bool {
+				return strings.Contains(p.Reason, "1 messages belong to no imported chat")
+			}) {
 				t.Errorf("the orphan chat's message is not reported: %v", first.Problems)
 			}
 			var out strings.Builder

@@ -76,7 +76,9 @@ func Seed(t testing.TB, db *mongo.Database) Fixture {
 
 	guest, piyush, jane := oids[0], oids[1], oids[2]
 	direct, group, orphan, badChat := bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID()
-	ts := func(min int) bson.DateTime { return bson.NewDateTimeFromTime(base.Add(time.Hour + time.Duration(min)*time.Minute)) }
+	ts := func(min int) bson.DateTime {
+		return bson.NewDateTimeFromTime(base.Add(time.Hour + time.Duration(min)*time.Minute))
+	}
 	insert(t, db, "chats", []any{
 		bson.D{{Key: "_id", Value: direct}, {Key: "chatName", Value: "sender"}, {Key: "isGroupChat", Value: false},
 			{Key: "users", Value: bson.A{guest, piyush}}, {Key: "createdAt", Value: ts(0)}, {Key: "updatedAt", Value: ts(30)}, {Key: "__v", Value: int32(0)}},
