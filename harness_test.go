@@ -139,6 +139,13 @@ func (r response) errorCode() string {
 // call sends a request with an optional JSON body and bearer token.
 func call(t *testing.T, method, url, token string, body any) response {
 	t.Helper()
+	return do(t, jsonRequest(t, method, url, token, body))
+}
+
+// jsonRequest builds a request with an optional body (JSON-encoded unless
+// it is already bytes or a string) and bearer token.
+func jsonRequest(t *testing.T, method, url, token string, body any) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		switch b := body.(type) {
@@ -164,7 +171,7 @@ func call(t *testing.T, method, url, token string, body any) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return do(t, req)
+	return req
 }
 
 func do(t *testing.T, req *http.Request) response {
