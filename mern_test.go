@@ -198,6 +198,15 @@ func TestMERNCrossAPI(t *testing.T) {
 		ns.Emit(`["typing",{"chatId":"` + chatID + `","isTyping":false}]`)
 		ms.Event("stop typing")
 
+		// A Parley client's attachment-only message reads as its file names.
+		f := uploadFile(t, srv, nate.Token, filePart("plan.pdf", "application/pdf", []byte("%PDF-1.4 plan")))
+		ack := ns.CallOne("message:send", map[string]any{"chatId": chatID, "attachments": []string{f["id"].(string)}})
+		sentMessage(t, ack)
+		att := ms.EventWhere("message recieved", nil)[0].(map[string]any)
+		if att["content"] != "📎 plan.pdf" {
+			t.Fatalf("attachment-only message reached the app as %v", att)
+		}
+
 		// A barrier: the next native message comes after everything above.
 		sendSock(t, ns, chatID, "barrier", "")
 		ms.EventWhere("message recieved", func(args []any) bool { return args[0].(map[string]any)["content"] == "barrier" })
@@ -211,7 +220,7 @@ func TestMERNCrossAPI(t *testing.T) {
 		for _, m := range hist.List {
 			contents = append(contents, m.(map[string]any)["content"].(string))
 		}
-		if strings.Join(contents, "|") != "hello from Parley|hi from MERN|barrier" {
+		if strings.Join(contents, "|") != "hello from Parley|hi from MERN|📎 plan.pdf|barrier" {
 			t.Fatalf("history: %v", contents)
 		}
 		chats := mernCall(t, "GET", srv.URL+"/api/chat", nate.Token, nil).want(t, "chats", 200)
