@@ -117,7 +117,7 @@ func (st *connState) admits(event string) bool {
 		st.mern.stopTimer()
 		return true
 	}
-	st.s.metrics.event(event, "before_setup")
+	st.s.metrics.event(MERNSetup, "event_before_setup") // not the event's own name: clients choose those
 	st.conn.Disconnect()
 	return false
 }
