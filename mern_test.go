@@ -131,6 +131,13 @@ func TestMERNCrossAPI(t *testing.T) {
 		mernCall(t, "POST", srv.URL+"/api/user/login", "", map[string]any{"email": nate.Email, "password": "wrong password"}).want(t, "wrong password", 401)
 		mernCall(t, "POST", srv.URL+"/api/user", "", map[string]any{"name": "Again", "email": mary.Email, "password": "another secret"}).want(t, "email taken", 400)
 		mernCall(t, "POST", srv.URL+"/api/user", "", map[string]any{"name": "No Password", "email": "np@example.com"}).want(t, "missing field", 400)
+		mernCall(t, "POST", srv.URL+"/api/user", "", map[string]any{"name": "Short", "email": "short@example.com", "password": "123456"}).want(t, "Parley's password rule", 400)
+		mernCall(t, "POST", srv.URL+"/api/user", "", map[string]any{"name": "Js", "email": "js@example.com", "password": "long enough!", "pic": "javascript:alert(1)"}).want(t, "a pic that is no http(s) URL", 400)
+		pic := "https://res.cloudinary.com/demo/image/upload/sample.jpg"
+		withPic := mernCall(t, "POST", srv.URL+"/api/user", "", map[string]any{"name": "Pat Pic", "email": "pat." + randomHex(3) + "@example.com", "password": "long enough!", "pic": pic}).want(t, "signup with pic", 201)
+		if withPic.Obj["pic"] != pic {
+			t.Fatalf("pic not kept: %s", withPic.Raw)
+		}
 		mernCall(t, "GET", srv.URL+"/api/chat", "", nil).want(t, "no token", 401)
 		mernCall(t, "GET", srv.URL+"/api/chat", "not-a-token", nil).want(t, "bad token", 401)
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -62,7 +63,9 @@ type SignupInput struct {
 	Email       string
 	Password    string
 	DisplayName *string
-	UserAgent   string
+	// PictureURL is an external picture (the MERN app's pic); "" for none.
+	PictureURL string
+	UserAgent  string
 }
 
 // Signup creates an account and its first session.
@@ -86,6 +89,9 @@ func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 		}
 		display = d
 	}
+	if in.PictureURL != "" && !ValidPictureURL(in.PictureURL) {
+		fields["pictureUrl"] = "an http or https URL of at most 2048 characters"
+	}
 	if len(fields) > 0 {
 		return nil, apperr.Invalid("invalid signup", fields)
 	}
@@ -95,7 +101,7 @@ func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 	}
 	u := &store.User{
 		ID: store.NewID(), Username: strings.ToLower(in.Username), Email: email,
-		DisplayName: display, PasswordHash: hash, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
+		DisplayName: display, PasswordHash: hash, PictureURL: in.PictureURL, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}
 	if err := a.users.CreateUser(ctx, u); err != nil {
 		switch store.ConflictOn(err) {
@@ -275,4 +281,15 @@ func cleanDisplayName(s string) (string, string) {
 		}
 	}
 	return s, ""
+}
+
+// ValidPictureURL tells whether s may be kept as a user's external picture:
+// an absolute http(s) URL of at most 2048 characters (browsers show it as
+// an image source, so nothing else, such as javascript: or data:, passes).
+func ValidPictureURL(s string) bool {
+	if len(s) > 2048 || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
 }

@@ -96,11 +96,14 @@ func recFromStore(c *store.Chat) chatRec {
 	return chatRec{id: c.ID, kind: c.Type, name: c.Name, members: members, createdAt: c.CreatedAt}
 }
 
-// userOf renders u: pic is its avatar's URL, else the app's default.
+// userOf renders u: pic is its Parley avatar's URL, else the picture it
+// came with from the app, else the app's default.
 func userOf(u *store.User) User {
 	pic := DefaultPic
 	if v := wire.NewUser(u, false).AvatarURL; v != nil {
 		pic = *v
+	} else if u.PictureURL != "" {
+		pic = u.PictureURL
 	}
 	return User{ID: u.ID, Name: u.DisplayName, Email: u.Email, Pic: pic}
 }

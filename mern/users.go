@@ -22,8 +22,7 @@ const usernameTries = 6
 
 // signup is POST /api/user {name, email, password, pic?}. The app has no
 // usernames; Parley's is generated from the name (or the email), unique.
-// pic is not kept: the app uploads pictures elsewhere, and Parley's users
-// show their Parley avatar or the default.
+// pic is the URL of a picture the app uploaded elsewhere; it is kept.
 func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
 	b, err := readBody(w, r)
 	if err != nil {
@@ -32,7 +31,8 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
 	name, err1 := b.str("name")
 	email, err2 := b.str("email")
 	password, err3 := b.str("password")
-	if err := errors.Join(err1, err2, err3); err != nil {
+	pic, err4 := b.str("pic")
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return err
 	}
 	if name == "" || email == "" || password == "" {
@@ -42,7 +42,7 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
 	for try := range usernameTries {
 		username := UsernameFor(name, email, try)
 		g, err = a.accounts.Signup(r.Context(), auth.SignupInput{
-			Username: username, Email: email, Password: password, DisplayName: &name, UserAgent: r.UserAgent(),
+			Username: username, Email: email, Password: password, DisplayName: &name, PictureURL: pic, UserAgent: r.UserAgent(),
 		})
 		if e := apperr.From(err); err == nil || e.Code != apperr.Conflict || e.Fields["username"] == "" {
 			break
@@ -61,11 +61,12 @@ func signupError(err error) error {
 	switch {
 	case e.Code == apperr.Conflict && e.Fields["email"] != "":
 		return apperr.Wrap(apperr.Conflict, "User already exists", err)
-	case e.Code == apperr.InvalidInput && e.Fields["displayName"] != "":
+	case e.Code == apperr.InvalidInput && len(e.Fields) > 0:
+		appNames := map[string]string{"displayName": "name", "pictureUrl": "pic"}
 		fields := map[string]string{}
 		for k, v := range e.Fields {
-			if k == "displayName" {
-				k = "name"
+			if n, ok := appNames[k]; ok {
+				k = n
 			}
 			fields[k] = v
 		}

@@ -71,6 +71,7 @@ type User struct {
 	DisplayName  string
 	PasswordHash string
 	AvatarFileID string    // "" when none
+	PictureURL   string    // an external picture (the MERN app's pic), "" when none
 	LastSeenAt   time.Time // zero when never seen
 	CreatedAt    time.Time
 }

@@ -29,6 +29,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/mern"
 	"github.com/parley-chat/parley/store"
 )
@@ -310,6 +311,13 @@ func user(raw bson.Raw) (*store.User, error) {
 	if err != nil {
 		return nil, err
 	}
+	pic, err := stringField(raw, "pic", false)
+	if err != nil {
+		return nil, err
+	}
+	if !auth.ValidPictureURL(pic) {
+		pic = "" // not a picture a browser should load; the default shows instead
+	}
 	at, err := createdAt(raw, id)
 	if err != nil {
 		return nil, err
@@ -327,7 +335,7 @@ func user(raw bson.Raw) (*store.User, error) {
 	}
 	return &store.User{
 		ID: id, Email: strings.ToLower(addr.Address), DisplayName: display, PasswordHash: hash,
-		CreatedAt: at.Truncate(time.Millisecond),
+		PictureURL: pic, CreatedAt: at.Truncate(time.Millisecond),
 	}, nil
 }
 

@@ -130,12 +130,12 @@ func checkImported(t *testing.T, dst store.Store, f importertest.Fixture) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range f.Users {
+	for i, u := range f.Users {
 		got, err := dst.UserByLogin(ctx, strings.ToLower(u.Email))
 		if err != nil {
 			t.Fatalf("user %s: %v", u.Email, err)
 		}
-		if got.ID != u.ID || got.DisplayName != u.Name || !pw.Check(got.PasswordHash, u.Password) {
+		if got.ID != u.ID || got.DisplayName != u.Name || got.PictureURL != importertest.Pic(i) || !pw.Check(got.PasswordHash, u.Password) {
 			t.Fatalf("user %s imported as %+v; its old password must still check", u.Email, got)
 		}
 	}

@@ -25,6 +25,7 @@ type userDoc struct {
 	DisplayNameLower string         `bson:"displayNameLower"`
 	PasswordHash     string         `bson:"passwordHash"`
 	AvatarFileID     string         `bson:"avatarFileId"`
+	PictureURL       string         `bson:"pictureUrl,omitempty"`
 	LastSeenAt       *bson.DateTime `bson:"lastSeenAt,omitempty"`
 	CreatedAt        bson.DateTime  `bson:"createdAt"`
 }
@@ -38,6 +39,7 @@ func toUserDoc(u *store.User) userDoc {
 		DisplayNameLower: strings.ToLower(u.DisplayName),
 		PasswordHash:     u.PasswordHash,
 		AvatarFileID:     u.AvatarFileID,
+		PictureURL:       u.PictureURL,
 		LastSeenAt:       optDate(u.LastSeenAt),
 		CreatedAt:        toDate(u.CreatedAt),
 	}
@@ -51,6 +53,7 @@ func (d *userDoc) user() store.User {
 		DisplayName:  d.DisplayName,
 		PasswordHash: d.PasswordHash,
 		AvatarFileID: d.AvatarFileID,
+		PictureURL:   d.PictureURL,
 		LastSeenAt:   fromOptDate(d.LastSeenAt),
 		CreatedAt:    fromDate(d.CreatedAt),
 	}

@@ -243,6 +243,8 @@ CREATE TABLE file_chunks (
 	PRIMARY KEY (file_id, n)
 );
 `,
+	// 2: an external picture URL per user (the MERN app's pic).
+	`ALTER TABLE users ADD COLUMN picture_url TEXT NOT NULL DEFAULT '';`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

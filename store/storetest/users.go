@@ -14,6 +14,7 @@ func newUser(username, displayName string) store.User {
 		Email:        username + "@example.com",
 		DisplayName:  displayName,
 		PasswordHash: "hash-of-" + username,
+		PictureURL:   "https://pictures.example/" + username + ".png",
 		CreatedAt:    at(0),
 	}
 }

@@ -63,7 +63,7 @@ func Seed(t testing.TB, db *mongo.Database) Fixture {
 		docs = append(docs, bson.D{
 			{Key: "_id", Value: oids[i]}, {Key: "name", Value: users[i].Name}, {Key: "email", Value: users[i].Email},
 			{Key: "password", Value: users[i].Hash},
-			{Key: "pic", Value: "https://icon-library.com/images/anonymous-avatar-icon/anonymous-avatar-icon-25.jpg"},
+			{Key: "pic", Value: Pic(i)},
 			{Key: "isAdmin", Value: false}, {Key: "__v", Value: int32(0)},
 		})
 	}
@@ -132,4 +132,12 @@ func insert(t testing.TB, db *mongo.Database, coll string, docs []any) {
 	if _, err := db.Collection(coll).InsertMany(t.Context(), docs); err != nil {
 		t.Fatalf("seed %s: %v", coll, err)
 	}
+}
+
+// Pic is the picture URL of fixture user i, as the app stored it.
+func Pic(i int) string {
+	if i == 1 {
+		return "http://res.cloudinary.com/piyushproj/image/upload/v1/piyush.jpg"
+	}
+	return "https://icon-library.com/images/anonymous-avatar-icon/anonymous-avatar-icon-25.jpg"
 }
