@@ -16,6 +16,17 @@ package events
 // the app's shape once per message and sends `message recieved` to the
 // members' MERN sockets, and turns typing into `typing` / `stop typing`.
 
+// What the engine adapter (engine.go) does for this dialect, and any
+// replacement engine must do too:
+//   - decide each handshake with Server.admit; one admitted "awaiting" joins
+//     no room, and on connect gets connState.awaitSetup instead of setup;
+//   - ask connState.admits before queueing any incoming event, and drop the
+//     event when it says no (it has then ended the socket);
+//   - deliver mernEvents to connState.handle like clientEvents;
+//   - give its Conn a Bind(auth.Identity) (binder);
+//   - send no argument at all for a nil payload (Conn.Emit and fanout.emit):
+//     the app's `connected`, `typing` and `stop typing` carry nothing.
+
 import (
 	"context"
 	"hash/maphash"
