@@ -230,6 +230,10 @@ func TestMERNCrossAPI(t *testing.T) {
 		if strings.Join(contents, "|") != "hello from Parley|hi from MERN|📎 plan.pdf|barrier" {
 			t.Fatalf("history: %v", contents)
 		}
+		// In history a message's chat names its users by id, as the app's does.
+		if hc := hist.List[0].(map[string]any)["chat"].(map[string]any); hc["_id"] != chatID || !isString(hc["users"].([]any)[0]) {
+			t.Fatalf("history's chat: %v", hc)
+		}
 		chats := mernCall(t, "GET", srv.URL+"/api/chat", nate.Token, nil).want(t, "chats", 200)
 		if lm := chats.List[0].(map[string]any)["latestMessage"].(map[string]any); lm["content"] != "barrier" || lm["sender"].(map[string]any)["_id"] != nate.ID {
 			t.Fatalf("latestMessage: %v", lm)

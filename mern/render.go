@@ -167,6 +167,35 @@ func (c chatRec) updatedAt() time.Time {
 	return c.createdAt
 }
 
+// ChatRef is a chat whose users and groupAdmin are ids, as the app's
+// history populates a message's chat.
+type ChatRef struct {
+	ID          string    `json:"_id"`
+	ChatName    string    `json:"chatName"`
+	IsGroupChat bool      `json:"isGroupChat"`
+	Users       []string  `json:"users"`
+	GroupAdmin  *string   `json:"groupAdmin,omitempty"`
+	CreatedAt   wire.Time `json:"createdAt"`
+	UpdatedAt   wire.Time `json:"updatedAt"`
+}
+
+func (c chatRec) ref() ChatRef {
+	out := ChatRef{
+		ID: c.id, ChatName: "sender", IsGroupChat: c.kind == store.ChatGroup, Users: make([]string, len(c.members)),
+		CreatedAt: wire.Time{Time: c.createdAt}, UpdatedAt: wire.Time{Time: c.updatedAt()},
+	}
+	for i, m := range c.members {
+		out.Users[i] = m.UserID
+		if out.IsGroupChat && m.Role == store.RoleOwner {
+			out.GroupAdmin = &out.Users[i]
+		}
+	}
+	if out.IsGroupChat {
+		out.ChatName = c.name
+	}
+	return out
+}
+
 func (c chatRec) render(us userSet) Chat {
 	out := Chat{
 		ID: c.id, ChatName: "sender", IsGroupChat: c.kind == store.ChatGroup,
@@ -253,11 +282,13 @@ func (r *Renderer) storedChat(ctx context.Context, c *store.Chat) (Chat, error) 
 	return rec.render(us), nil
 }
 
-// Messages renders msgs of the chat v, each with the chat populated.
+// Messages renders msgs of the chat v for a chat's history: each message's
+// chat is the chat with its users' ids, as the app's history populates it
+// (whole users in every message of a long history of a big group would
+// make the answer huge, and the app reads only the senders there).
 func (r *Renderer) Messages(ctx context.Context, v wire.Chat, msgs []wire.Message) ([]Message, error) {
 	rec := recFromView(v)
-	rec.last = nil // a message's chat is the chat itself, without a latest message inside
-	ids := rec.userIDs()
+	ids := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		ids = append(ids, m.SenderID)
 	}
@@ -265,7 +296,7 @@ func (r *Renderer) Messages(ctx context.Context, v wire.Chat, msgs []wire.Messag
 	if err != nil {
 		return nil, err
 	}
-	chat := rec.render(us)
+	chat := rec.ref()
 	out := make([]Message, len(msgs))
 	for i, m := range msgs {
 		out[i] = renderMessage(m, &chat, us)
