@@ -39,6 +39,9 @@ type Config struct {
 	AvatarMaxBytes int64         `env:"AVATAR_MAX_BYTES" envDefault:"5242880"`
 	OrphanFileTTL  time.Duration `env:"ORPHAN_FILE_TTL" envDefault:"24h"`
 	ShutdownGrace  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// CookieSecure marks the token cookie Secure: set it behind a TLS proxy,
+	// where the request reaching Parley is plain HTTP.
+	CookieSecure bool `env:"COOKIE_SECURE" envDefault:"false"`
 
 	// WebRoot serves a built single-page app at / instead of the embedded client.
 	WebRoot string `env:"WEB_ROOT"`

@@ -14,7 +14,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Port != 5000 || cfg.DataDir != "./data" || cfg.MongoDB != "parley" || cfg.TokenTTL != 168*time.Hour || cfg.BcryptCost != 12 || cfg.LogFormat != "text" {
+	if cfg.Port != 5000 || cfg.DataDir != "./data" || cfg.MongoDB != "parley" || cfg.TokenTTL != 168*time.Hour || cfg.BcryptCost != 12 || cfg.LogFormat != "text" || cfg.CookieSecure {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -39,6 +39,13 @@ func TestConfigDotEnv(t *testing.T) {
 	}
 }
 
+func TestConfigCookieSecure(t *testing.T) {
+	cfg, err := loadConfig(t.TempDir(), []string{"COOKIE_SECURE=true"})
+	if err != nil || !cfg.CookieSecure {
+		t.Fatalf("COOKIE_SECURE=true: %v, %v", cfg.CookieSecure, err)
+	}
+}
+
 func TestConfigBadValues(t *testing.T) {
 	cases := []struct {
 		env  []string
@@ -51,6 +58,7 @@ func TestConfigBadValues(t *testing.T) {
 		{[]string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
 		{[]string{"LOG_FORMAT=xml"}, "LOG_FORMAT"},
 		{[]string{"CORS_ORIGINS=*"}, "CORS_ORIGINS"},
+		{[]string{"COOKIE_SECURE=maybe"}, "COOKIE_SECURE"},
 		{[]string{"PARLEY_ENV=production"}, "JWT_SECRET"},
 		{[]string{"PARLEY_ENV=production", "JWT_SECRET=short"}, "JWT_SECRET"},
 	}

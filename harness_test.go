@@ -1,29 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/internal/testenv"
+	"github.com/parley-chat/parley/internal/testenv/stack"
 )
 
 // testJWTSecret signs tokens in tests that forge them.
-const testJWTSecret = "test-secret-0123456789abcdef0123456789abcdef"
+const testJWTSecret = stack.Secret
 
 // storeKinds are the engines every end-to-end test runs against.
-var storeKinds = []string{"sqlite", "mongo"}
+var storeKinds = stack.Kinds
 
 // testConfig is a config for a server on a free loopback port with a real
 // Redis and the given store, fast bcrypt and a fixed secret.
@@ -49,25 +41,7 @@ type testServer struct {
 	URL  string
 	stop func()
 	// logs holds everything the server logged, at debug level.
-	logs *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs *stack.SyncBuffer
 }
 
 // startServer runs Parley with cfg until the test ends (or stop is called).
@@ -76,7 +50,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan string, 1)
 	done := make(chan error, 1)
-	logs := &syncBuffer{}
+	logs := &stack.SyncBuffer{}
 	log := slog.New(slog.NewMultiHandler(
 		slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
 		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
@@ -122,99 +96,17 @@ func forEachStore(t *testing.T, fn func(t *testing.T, srv *testServer, cfg Confi
 	}
 }
 
-// response is an HTTP answer, decoded when it is JSON.
-type response struct {
-	Status int
-	Header http.Header
-	Raw    []byte
-	Body   map[string]any
-}
+// The HTTP helpers are the package harness's (internal/testenv/stack), so
+// the root and the package tests speak alike.
+type (
+	response = stack.Response
+	account  = stack.Account
+)
 
-func (r response) errorCode() string {
-	e, _ := r.Body["error"].(map[string]any)
-	c, _ := e["code"].(string)
-	return c
-}
-
-// call sends a request with an optional JSON body and bearer token.
-func call(t *testing.T, method, url, token string, body any) response {
-	t.Helper()
-	return do(t, jsonRequest(t, method, url, token, body))
-}
-
-// jsonRequest builds a request with an optional body (JSON-encoded unless
-// it is already bytes or a string) and bearer token.
-func jsonRequest(t *testing.T, method, url, token string, body any) *http.Request {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		switch b := body.(type) {
-		case []byte:
-			rd = bytes.NewReader(b)
-		case string:
-			rd = strings.NewReader(b)
-		default:
-			raw, err := json.Marshal(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rd = bytes.NewReader(raw)
-		}
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return req
-}
-
-func do(t *testing.T, req *http.Request) response {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil && !errors.Is(err, io.EOF) {
-		t.Fatalf("read body: %v", err)
-	}
-	r := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && len(raw) > 0 {
-		if err := json.Unmarshal(raw, &r.Body); err != nil {
-			t.Fatalf("%s %s: body is not a JSON object: %v: %s", req.Method, req.URL, err, raw)
-		}
-	}
-	return r
-}
-
-// account is a signed-up user.
-type account struct {
-	ID, Username, Email, Password, Token string
-}
+var call = stack.Call
 
 // signup creates a fresh account named after prefix.
 func signup(t *testing.T, srv *testServer, prefix string) account {
 	t.Helper()
-	name := prefix + "_" + randomHex(4)
-	a := account{Username: name, Email: name + "@example.com", Password: "correct horse battery"}
-	r := call(t, "POST", srv.URL+"/api/auth/signup", "", map[string]any{"username": a.Username, "email": a.Email, "password": a.Password})
-	if r.Status != http.StatusCreated {
-		t.Fatalf("signup %s: %d %s", name, r.Status, r.Raw)
-	}
-	a.Token = r.Body["token"].(string)
-	a.ID = r.Body["user"].(map[string]any)["id"].(string)
-	return a
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return stack.Signup(t, srv.URL, prefix)
 }

@@ -43,7 +43,7 @@ type Grant struct {
 // Accounts signs people up, logs them in and verifies their tokens.
 type Accounts struct {
 	users     Users
-	sessions  *session.Manager
+	sessions  Sessions
 	passwords *Passwords
 	tokens    *Tokens
 	throttle  *Throttle
@@ -51,7 +51,7 @@ type Accounts struct {
 }
 
 // NewAccounts wires the account service.
-func NewAccounts(users Users, sessions *session.Manager, passwords *Passwords, tokens *Tokens, throttle *Throttle, log *slog.Logger) *Accounts {
+func NewAccounts(users Users, sessions Sessions, passwords *Passwords, tokens *Tokens, throttle *Throttle, log *slog.Logger) *Accounts {
 	return &Accounts{users: users, sessions: sessions, passwords: passwords, tokens: tokens, throttle: throttle, log: log}
 }
 

@@ -71,7 +71,7 @@ func BenchmarkSend(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					chats[i] = c.ID
+					chats[i] = c.Chat.ID
 				}
 				text := "a message of ordinary length, about as long as people type"
 				var n atomic.Int64
@@ -81,7 +81,7 @@ func BenchmarkSend(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						i := n.Add(1)
-						_, _, err := svc.Send(ctx, users[i%int64(len(users))], "", chat.SendInput{ChatID: chats[i%int64(len(chats))], Text: &text})
+						_, err := svc.Send(ctx, users[i%int64(len(users))], "", chat.SendInput{ChatID: chats[i%int64(len(chats))], Text: &text})
 						if err != nil {
 							b.Error(err)
 							return

@@ -13,7 +13,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/str"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
@@ -22,9 +24,29 @@ import (
 type Store interface {
 	store.Chats
 	store.Messages
+	files.FileLookup
 	UsersByIDs(ctx context.Context, ids []string) ([]store.User, error)
-	FileByID(ctx context.Context, id string) (*store.File, error)
 	MarkAttached(ctx context.Context, ids []string) error
+}
+
+// The file service asks the chat service who is in a chat.
+var _ files.Membership = (*Service)(nil)
+
+// View is a chat as one member sees it: its last message (nil for none)
+// and how many messages that member has not read. internal/wire renders it.
+type View struct {
+	Chat   *store.Chat
+	Last   *store.Message
+	Unread int
+}
+
+// Sent is a stored message with its rendering, made once: the broadcast,
+// the socket ack and the REST answer all carry this one value. Created is
+// false when clientMsgId named a message already stored.
+type Sent struct {
+	Message  *store.Message
+	Rendered wire.Message
+	Created  bool
 }
 
 // Service runs chats and messages.
@@ -122,12 +144,12 @@ func memberIDs(c *store.Chat) []string {
 }
 
 // Send validates and stores a message, then delivers message:new to every
-// socket of every member but origin. created is false when clientMsgId
-// named a message already stored: the first one wins.
-func (s *Service) Send(ctx context.Context, userID, origin string, in SendInput) (*store.Message, bool, error) {
+// socket of every member but origin. A clientMsgId that names a message
+// already stored returns that one (Created false): the first one wins.
+func (s *Service) Send(ctx context.Context, userID, origin string, in SendInput) (Sent, error) {
 	c, err := s.chat(ctx, userID, in.ChatID)
 	if err != nil {
-		return nil, false, err
+		return Sent{}, err
 	}
 	m := &store.Message{ChatID: c.ID, SenderID: userID, Attachments: []store.Attachment{}}
 	fields := map[string]string{}
@@ -150,28 +172,29 @@ func (s *Service) Send(ctx context.Context, userID, origin string, in SendInput)
 		fields["text"] = "a message needs text or at least one attachment"
 	}
 	if len(fields) > 0 {
-		return nil, false, apperr.Invalid("invalid message", fields)
+		return Sent{}, apperr.Invalid("invalid message", fields)
 	}
 	if m.ClientMsgID != "" {
 		// A retry after a reconnect usually finds its first copy here,
 		// without a trip through the writer.
 		if prev, err := s.st.MessageByClientID(ctx, c.ID, userID, m.ClientMsgID); err == nil {
-			return prev, false, nil
+			return Sent{Message: prev, Rendered: wire.NewMessage(prev)}, nil
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, false, fmt.Errorf("look up clientMsgId: %w", err)
+			return Sent{}, fmt.Errorf("look up clientMsgId: %w", err)
 		}
 	}
 	if len(in.Attachments) > 0 {
-		if m.Attachments, err = s.attachments(ctx, userID, in.Attachments); err != nil {
-			return nil, false, err
+		if m.Attachments, err = files.Attachments(ctx, s.st, userID, in.Attachments); err != nil {
+			return Sent{}, err
 		}
 	}
 	m.ID = store.NewID()
 	m.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
 	stored, created, err := s.writer.submit(ctx, m)
 	if err != nil {
-		return nil, false, err
+		return Sent{}, err
 	}
+	sent := Sent{Message: stored, Rendered: wire.NewMessage(stored), Created: created}
 	if created {
 		if len(stored.Attachments) > 0 {
 			ids := make([]string, len(stored.Attachments))
@@ -182,42 +205,9 @@ func (s *Service) Send(ctx context.Context, userID, origin string, in SendInput)
 				s.log.Warn("mark files attached", "err", err)
 			}
 		}
-		s.bc.ToChat(c.ID, EventMessageNew, wire.NewMessage(stored), origin)
+		s.bc.ToChat(c.ID, EventMessageNew, sent.Rendered, origin)
 	}
-	return stored, created, nil
-}
-
-// attachments checks that every id names a file of the sender's.
-func (s *Service) attachments(ctx context.Context, userID string, ids []string) ([]store.Attachment, error) {
-	out := make([]store.Attachment, 0, len(ids))
-	seen := map[string]bool{}
-	for _, id := range ids {
-		if seen[id] {
-			return nil, apperr.Field("attachments", "the same file twice")
-		}
-		seen[id] = true
-		if !store.ValidID(id) {
-			return nil, apperr.Field("attachments", "unknown file "+truncateID(id))
-		}
-		f, err := s.st.FileByID(ctx, id)
-		// An avatar is not attachable: replacing it deletes the file, which
-		// would leave the message pointing at nothing.
-		if errors.Is(err, store.ErrNotFound) || (err == nil && (f.OwnerID != userID || f.Kind != store.FileAttachment)) {
-			return nil, apperr.Field("attachments", "unknown file "+id)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load attachment: %w", err)
-		}
-		out = append(out, store.Attachment{ID: f.ID, Name: f.Name, Size: f.Size, ContentType: f.ContentType})
-	}
-	return out, nil
-}
-
-func truncateID(s string) string {
-	if len(s) > 24 {
-		return s[:24] + "…"
-	}
-	return s
+	return sent, nil
 }
 
 // History pages a chat's messages in ascending seq.
@@ -291,23 +281,9 @@ func (s *Service) MarkRead(ctx context.Context, userID, origin, chatID string, s
 		return fmt.Errorf("mark read: %w", err)
 	}
 	if moved {
-		s.bc.ToChat(c.ID, EventMessageRead, readEvent{ChatID: c.ID, UserID: userID, Seq: seq}, origin)
+		s.bc.ToChat(c.ID, EventMessageRead, wire.Read{ChatID: c.ID, UserID: userID, Seq: seq}, origin)
 	}
 	return nil
-}
-
-type readEvent struct {
-	ChatID string `json:"chatId"`
-	UserID string `json:"userId"`
-	Seq    int64  `json:"seq"`
-}
-
-// TypingEvent is the typing payload; the events layer also reads it to
-// relay typing to the MERN app's sockets.
-type TypingEvent struct {
-	ChatID   string `json:"chatId"`
-	UserID   string `json:"userId"`
-	IsTyping bool   `json:"isTyping"`
 }
 
 // Typing relays a typing state to the chat's other members (not to the
@@ -323,8 +299,21 @@ func (s *Service) Typing(ctx context.Context, userID, origin, chatID string, isT
 			others = append(others, m.UserID)
 		}
 	}
-	s.bc.ToUsers(others, EventTyping, TypingEvent{ChatID: c.ID, UserID: userID, IsTyping: isTyping})
+	s.bc.ToUsers(others, EventTyping, wire.Typing{ChatID: c.ID, UserID: userID, IsTyping: isTyping})
 	return nil
+}
+
+// ChatOf returns the chat with its members if userID belongs to it, from
+// the service's cache (a copy: callers may keep it); not_found otherwise.
+// The MERN API renders its chats and deliveries from it.
+func (s *Service) ChatOf(ctx context.Context, userID, chatID string) (*store.Chat, error) {
+	c, err := s.chat(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	cp := *c
+	cp.Members = slices.Clone(c.Members)
+	return &cp, nil
 }
 
 // Member answers not_found unless userID belongs to chatID.
@@ -366,14 +355,14 @@ func (s *Service) Peers(ctx context.Context, userID string) ([]string, error) {
 	return out, nil
 }
 
-// View renders a chat for userID with its last message and unread count.
-func (s *Service) View(ctx context.Context, userID string, c *store.Chat) (wire.Chat, time.Time, error) {
+// view is c as userID sees it, and the time of its latest activity.
+func (s *Service) view(ctx context.Context, userID string, c *store.Chat) (View, time.Time, error) {
 	last, err := s.st.LastMessage(ctx, c.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		last, err = nil, nil
 	}
 	if err != nil {
-		return wire.Chat{}, time.Time{}, fmt.Errorf("last message: %w", err)
+		return View{}, time.Time{}, fmt.Errorf("last message: %w", err)
 	}
 	unread := 0
 	activity := c.CreatedAt
@@ -385,26 +374,26 @@ func (s *Service) View(ctx context.Context, userID string, c *store.Chat) (wire.
 		}
 		if last.Seq > read {
 			if unread, err = s.st.CountUnread(ctx, c.ID, userID, read); err != nil {
-				return wire.Chat{}, time.Time{}, fmt.Errorf("unread: %w", err)
+				return View{}, time.Time{}, fmt.Errorf("unread: %w", err)
 			}
 		}
 	}
-	return wire.NewChat(c, last, unread), activity, nil
+	return View{Chat: c, Last: last, Unread: unread}, activity, nil
 }
 
 // List returns the caller's chats, newest activity first.
-func (s *Service) List(ctx context.Context, userID string) ([]wire.Chat, error) {
+func (s *Service) List(ctx context.Context, userID string) ([]View, error) {
 	chats, err := s.st.ChatsByMember(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list chats: %w", err)
 	}
 	type row struct {
-		view wire.Chat
+		view View
 		at   time.Time
 	}
 	rows := make([]row, len(chats))
 	for i := range chats {
-		v, at, err := s.View(ctx, userID, &chats[i])
+		v, at, err := s.view(ctx, userID, &chats[i])
 		if err != nil {
 			return nil, err
 		}
@@ -414,9 +403,9 @@ func (s *Service) List(ctx context.Context, userID string) ([]wire.Chat, error) 
 		if !rows[i].at.Equal(rows[j].at) {
 			return rows[i].at.After(rows[j].at)
 		}
-		return rows[i].view.ID > rows[j].view.ID
+		return rows[i].view.Chat.ID > rows[j].view.Chat.ID
 	})
-	out := make([]wire.Chat, len(rows))
+	out := make([]View, len(rows))
 	for i, r := range rows {
 		out[i] = r.view
 	}
@@ -425,38 +414,38 @@ func (s *Service) List(ctx context.Context, userID string) ([]wire.Chat, error) 
 
 // Get returns one chat the caller belongs to. Read marks are not cached, so
 // the view reads the chat fresh.
-func (s *Service) Get(ctx context.Context, userID, chatID string) (wire.Chat, error) {
+func (s *Service) Get(ctx context.Context, userID, chatID string) (View, error) {
 	if _, err := s.chat(ctx, userID, chatID); err != nil {
-		return wire.Chat{}, err
+		return View{}, err
 	}
 	c, err := s.st.ChatByID(ctx, chatID)
 	if err != nil {
-		return wire.Chat{}, fmt.Errorf("get chat: %w", err)
+		return View{}, fmt.Errorf("get chat: %w", err)
 	}
-	v, _, err := s.View(ctx, userID, c)
+	v, _, err := s.view(ctx, userID, c)
 	return v, err
 }
 
 // CreateDirect returns the direct chat between userID and otherID, creating
 // it (created=true) when there is none. It is idempotent per pair, also when
 // both create it at once: the unique direct key decides.
-func (s *Service) CreateDirect(ctx context.Context, userID, otherID string) (wire.Chat, bool, error) {
+func (s *Service) CreateDirect(ctx context.Context, userID, otherID string) (View, bool, error) {
 	if otherID == userID {
-		return wire.Chat{}, false, apperr.Field("userId", "a direct chat needs another user")
+		return View{}, false, apperr.Field("userId", "a direct chat needs another user")
 	}
 	if err := s.usersExist(ctx, []string{otherID}, "userId"); err != nil {
-		return wire.Chat{}, false, err
+		return View{}, false, err
 	}
 	pair := []string{userID, otherID}
 	slices.Sort(pair)
 	key := pair[0] + ":" + pair[1]
 	existing, err := s.st.ChatByDirectKey(ctx, key)
 	if err == nil {
-		v, _, err := s.View(ctx, userID, existing)
+		v, _, err := s.view(ctx, userID, existing)
 		return v, false, err
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return wire.Chat{}, false, fmt.Errorf("find direct chat: %w", err)
+		return View{}, false, fmt.Errorf("find direct chat: %w", err)
 	}
 	c := &store.Chat{
 		ID: store.NewID(), Type: store.ChatDirect, DirectKey: key, CreatedAt: s.now().UTC().Truncate(time.Millisecond),
@@ -465,29 +454,29 @@ func (s *Service) CreateDirect(ctx context.Context, userID, otherID string) (wir
 	if err := s.st.CreateChat(ctx, c); err != nil {
 		if store.ConflictOn(err) == store.ConflictDirectKey || errors.Is(err, store.ErrConflict) {
 			if existing, err := s.st.ChatByDirectKey(ctx, key); err == nil {
-				v, _, err := s.View(ctx, userID, existing)
+				v, _, err := s.view(ctx, userID, existing)
 				return v, false, err
 			}
 		}
-		return wire.Chat{}, false, fmt.Errorf("create direct chat: %w", err)
+		return View{}, false, fmt.Errorf("create direct chat: %w", err)
 	}
 	s.announceNew(c, pair)
-	v, _, err := s.View(ctx, userID, c)
+	v, _, err := s.view(ctx, userID, c)
 	return v, true, err
 }
 
 // CreateGroup creates a group owned by userID with the given members.
-func (s *Service) CreateGroup(ctx context.Context, userID string, name *string, users []string) (wire.Chat, error) {
+func (s *Service) CreateGroup(ctx context.Context, userID string, name *string, users []string) (View, error) {
 	clean, reason := cleanName(name)
 	if reason != "" {
-		return wire.Chat{}, apperr.Field("name", reason)
+		return View{}, apperr.Field("name", reason)
 	}
 	ids := dedupe(users, userID)
 	if len(ids)+1 > s.limits.MaxGroup {
-		return wire.Chat{}, apperr.Field("memberIds", fmt.Sprintf("a group has at most %d members", s.limits.MaxGroup))
+		return View{}, apperr.Field("memberIds", fmt.Sprintf("a group has at most %d members", s.limits.MaxGroup))
 	}
 	if err := s.usersExist(ctx, ids, "memberIds"); err != nil {
-		return wire.Chat{}, err
+		return View{}, err
 	}
 	id := store.NewID()
 	c := &store.Chat{
@@ -498,10 +487,10 @@ func (s *Service) CreateGroup(ctx context.Context, userID string, name *string, 
 		c.Members = append(c.Members, store.Member{UserID: m, Role: store.RoleMember})
 	}
 	if err := s.st.CreateChat(ctx, c); err != nil {
-		return wire.Chat{}, fmt.Errorf("create group: %w", err)
+		return View{}, fmt.Errorf("create group: %w", err)
 	}
 	s.announceNew(c, memberIDs(c))
-	return wire.NewChat(c, nil, 0), nil
+	return View{Chat: c}, nil
 }
 
 // announceNew tells the users of a chat they are in it, and puts their
@@ -513,30 +502,30 @@ func (s *Service) announceNew(c *store.Chat, users []string) {
 }
 
 // Rename renames a group (owner or admin).
-func (s *Service) Rename(ctx context.Context, userID, chatID string, name *string) (wire.Chat, error) {
+func (s *Service) Rename(ctx context.Context, userID, chatID string, name *string) (View, error) {
 	c, err := s.manage(ctx, userID, chatID)
 	if err != nil {
-		return wire.Chat{}, err
+		return View{}, err
 	}
 	clean, reason := cleanName(name)
 	if reason != "" {
-		return wire.Chat{}, apperr.Field("name", reason)
+		return View{}, apperr.Field("name", reason)
 	}
 	if err := s.st.RenameChat(ctx, c.ID, clean); err != nil {
-		return wire.Chat{}, fmt.Errorf("rename chat: %w", err)
+		return View{}, fmt.Errorf("rename chat: %w", err)
 	}
 	if c, err = s.reload(ctx, c.ID); err != nil {
-		return wire.Chat{}, err
+		return View{}, err
 	}
 	s.bc.ToUsers(memberIDs(c), EventChatUpdate, wire.NewChat(c, nil, 0))
 	return s.Get(ctx, userID, c.ID)
 }
 
 // AddMembers adds users to a group (owner or admin).
-func (s *Service) AddMembers(ctx context.Context, userID, chatID string, userIDs []string) (wire.Chat, error) {
+func (s *Service) AddMembers(ctx context.Context, userID, chatID string, userIDs []string) (View, error) {
 	c, err := s.manage(ctx, userID, chatID)
 	if err != nil {
-		return wire.Chat{}, err
+		return View{}, err
 	}
 	var fresh []string
 	for _, id := range dedupe(userIDs, "") {
@@ -545,13 +534,13 @@ func (s *Service) AddMembers(ctx context.Context, userID, chatID string, userIDs
 		}
 	}
 	if len(userIDs) == 0 {
-		return wire.Chat{}, apperr.Field("userIds", "at least one user")
+		return View{}, apperr.Field("userIds", "at least one user")
 	}
 	if len(c.Members)+len(fresh) > s.limits.MaxGroup {
-		return wire.Chat{}, apperr.Field("userIds", fmt.Sprintf("a group has at most %d members", s.limits.MaxGroup))
+		return View{}, apperr.Field("userIds", fmt.Sprintf("a group has at most %d members", s.limits.MaxGroup))
 	}
 	if err := s.usersExist(ctx, fresh, "userIds"); err != nil {
-		return wire.Chat{}, err
+		return View{}, err
 	}
 	if len(fresh) > 0 {
 		add := make([]store.Member, len(fresh))
@@ -559,20 +548,20 @@ func (s *Service) AddMembers(ctx context.Context, userID, chatID string, userIDs
 			add[i] = store.Member{UserID: id, Role: store.RoleMember}
 		}
 		if err := s.st.AddMembers(ctx, c.ID, add); err != nil {
-			return wire.Chat{}, fmt.Errorf("add members: %w", err)
+			return View{}, fmt.Errorf("add members: %w", err)
 		}
 		before := memberIDs(c)
 		if c, err = s.reload(ctx, c.ID); err != nil {
-			return wire.Chat{}, err
+			return View{}, err
 		}
 		s.bc.ToUsers(before, EventChatUpdate, wire.NewChat(c, nil, 0))
 		s.bc.JoinChat(fresh, c.ID)
 		for _, id := range fresh {
-			v, _, err := s.View(ctx, id, c)
+			v, _, err := s.view(ctx, id, c)
 			if err != nil {
-				return wire.Chat{}, err
+				return View{}, err
 			}
-			s.bc.ToUsers([]string{id}, EventChatNew, v)
+			s.bc.ToUsers([]string{id}, EventChatNew, wire.NewChat(v.Chat, v.Last, v.Unread))
 		}
 	}
 	return s.Get(ctx, userID, c.ID)
@@ -614,7 +603,7 @@ func (s *Service) RemoveMember(ctx context.Context, userID, chatID, targetID str
 		return err
 	}
 	s.bc.LeaveChat([]string{targetID}, c.ID)
-	s.bc.ToUsers([]string{targetID}, EventChatRemoved, map[string]string{"chatId": c.ID})
+	s.bc.ToUsers([]string{targetID}, EventChatRemoved, wire.ChatRemoved{ChatID: c.ID})
 	s.bc.ToUsers(memberIDs(c), EventChatUpdate, wire.NewChat(c, nil, 0))
 	return nil
 }
@@ -665,7 +654,7 @@ func (s *Service) usersExist(ctx context.Context, ids []string, field string) er
 	}
 	for _, id := range ids {
 		if !store.ValidID(id) {
-			return apperr.Field(field, "unknown user "+truncateID(id))
+			return apperr.Field(field, "unknown user "+str.Shorten(id, 24))
 		}
 	}
 	found, err := s.st.UsersByIDs(ctx, ids)

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 )
@@ -135,16 +136,16 @@ func (f *fakeChats) member(userID, chatID string) bool {
 
 var errNoChat = apperr.New(apperr.NotFound, "no such chat")
 
-func (f *fakeChats) Send(ctx context.Context, userID, origin string, in chat.SendInput) (*store.Message, bool, error) {
+func (f *fakeChats) Send(ctx context.Context, userID, origin string, in chat.SendInput) (chat.Sent, error) {
 	if f.sendGate != nil {
 		select {
 		case <-f.sendGate:
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			return chat.Sent{}, ctx.Err()
 		}
 	}
 	if !f.member(userID, in.ChatID) {
-		return nil, false, errNoChat
+		return chat.Sent{}, errNoChat
 	}
 	f.mu.Lock()
 	f.sends = append(f.sends, sendCall{userID, origin, in})
@@ -164,7 +165,7 @@ func (f *fakeChats) Send(ctx context.Context, userID, origin string, in chat.Sen
 	if bc != nil {
 		bc.ToChat(in.ChatID, chat.EventMessageNew, m.Text, origin)
 	}
-	return m, true, nil
+	return chat.Sent{Message: m, Rendered: wire.NewMessage(m), Created: true}, nil
 }
 
 func (f *fakeChats) History(_ context.Context, userID, chatID string, q chat.HistoryQuery) ([]store.Message, bool, error) {

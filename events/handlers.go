@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/str"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
@@ -207,13 +208,12 @@ type (
 		Message wire.Message `json:"message"`
 	}
 	historyAck struct {
-		OK       bool           `json:"ok"`
-		Messages []wire.Message `json:"messages"`
-		HasMore  bool           `json:"hasMore"`
+		OK bool `json:"ok"`
+		wire.History
 	}
 	presenceAck struct {
 		OK       bool            `json:"ok"`
-		Presence []presenceEntry `json:"presence"`
+		Presence []wire.Presence `json:"presence"`
 	}
 )
 
@@ -259,172 +259,162 @@ func (st *connState) run(laneID int, event string, ack Ack, work func(ctx contex
 	})
 }
 
-func (st *connState) onSend(v any, ack Ack) {
+// on is the one parse → call → reply step of every client event. parse
+// reads the payload's fields and returns the work to run with them; any
+// refused field answers invalid_input at once, naming them all. A nil work
+// answers ok without running anything.
+func (st *connState) on(laneID int, event string, v any, ack Ack, parse func(p *payload) func(ctx context.Context) (any, error)) {
 	p, err := parsePayload(v)
 	if err != nil {
-		st.reply(EventMessageSend, ack, nil, err)
+		st.reply(event, ack, nil, err)
 		return
 	}
-	in := chat.SendInput{
-		ChatID:      deref(p.String("chatId", true)),
-		Text:        p.String("text", false),
-		Attachments: p.Strings("attachments", false),
-		ClientMsgID: p.String("clientMsgId", false),
-	}
+	work := parse(p)
 	if err := p.Err(); err != nil {
-		st.reply(EventMessageSend, ack, nil, err)
+		st.reply(event, ack, nil, err)
 		return
 	}
-	st.run(laneSend, EventMessageSend, ack, func(ctx context.Context) (any, error) {
-		msg, _, err := st.s.chats.Send(ctx, st.conn.UserID(), st.conn.ID(), in)
-		if err != nil {
-			return nil, err
+	if work == nil {
+		st.reply(event, ack, okAck{OK: true}, nil)
+		return
+	}
+	st.run(laneID, event, ack, work)
+}
+
+// done answers ok when err is nil.
+func done(err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return okAck{OK: true}, nil
+}
+
+func (st *connState) onSend(v any, ack Ack) {
+	st.on(laneSend, EventMessageSend, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
+		in := chat.SendInput{
+			ChatID:      str.Deref(p.String("chatId", true)),
+			Text:        p.String("text", false),
+			Attachments: p.Strings("attachments", false),
+			ClientMsgID: p.String("clientMsgId", false),
 		}
-		return sendAck{OK: true, Message: wire.NewMessage(msg)}, nil
+		return func(ctx context.Context) (any, error) {
+			sent, err := st.s.chats.Send(ctx, st.conn.UserID(), st.conn.ID(), in)
+			if err != nil {
+				return nil, err
+			}
+			// The ack carries the value the broadcast carried.
+			return sendAck{OK: true, Message: sent.Rendered}, nil
+		}
 	})
 }
 
 func (st *connState) onRead(v any, ack Ack) {
-	p, err := parsePayload(v)
-	if err != nil {
-		st.reply(EventMessageRead, ack, nil, err)
-		return
-	}
-	chatID, seq := p.String("chatId", true), p.Int64("seq", true)
-	if err := p.Err(); err != nil {
-		st.reply(EventMessageRead, ack, nil, err)
-		return
-	}
-	st.run(laneRead, EventMessageRead, ack, func(ctx context.Context) (any, error) {
-		if err := st.s.chats.MarkRead(ctx, st.conn.UserID(), st.conn.ID(), *chatID, *seq); err != nil {
-			return nil, err
+	st.on(laneRead, EventMessageRead, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
+		chatID, seq := p.String("chatId", true), p.Int64("seq", true)
+		return func(ctx context.Context) (any, error) {
+			return done(st.s.chats.MarkRead(ctx, st.conn.UserID(), st.conn.ID(), *chatID, *seq))
 		}
-		return okAck{OK: true}, nil
 	})
 }
 
 func (st *connState) onTyping(v any, ack Ack) {
-	p, err := parsePayload(v)
-	if err != nil {
-		st.reply(EventTyping, ack, nil, err)
-		return
-	}
-	chatID, isTyping := p.String("chatId", true), p.Bool("isTyping", true)
-	if err := p.Err(); err != nil {
-		st.reply(EventTyping, ack, nil, err)
-		return
-	}
-	st.relayTyping(*chatID, *isTyping, ack)
+	st.on(laneTyping, EventTyping, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
+		chatID, isTyping := p.String("chatId", true), p.Bool("isTyping", true)
+		if p.Err() != nil {
+			return nil
+		}
+		return st.typingWork(*chatID, *isTyping, ack)
+	})
 }
 
-// relayTyping relays a typing change (native or MERN) within the socket's
-// budget; the chat service sends it to both dialects.
+// relayTyping is a MERN typing change (mern.go): a chat id, no payload.
 func (st *connState) relayTyping(chatID string, isTyping bool, ack Ack) {
+	work := st.typingWork(chatID, isTyping, ack)
+	if work == nil {
+		st.reply(EventTyping, ack, okAck{OK: true}, nil)
+		return
+	}
+	st.run(laneTyping, EventTyping, ack, work)
+}
+
+// typingWork relays a typing change within the socket's budget (the chat
+// service sends it to both dialects); nil for a repeat over the budget
+// that no one waits for.
+func (st *connState) typingWork(chatID string, isTyping bool, ack Ack) func(ctx context.Context) (any, error) {
 	relay := st.typing.allow(chatID, isTyping)
 	if !relay && ack == nil {
 		// A repeat over the budget: nothing anyone would miss, and no one
 		// waits for an answer.
-		st.reply(EventTyping, nil, okAck{OK: true}, nil)
-		return
+		return nil
 	}
-	st.run(laneTyping, EventTyping, ack, func(ctx context.Context) (any, error) {
-		var err error
+	return func(ctx context.Context) (any, error) {
 		if relay {
-			err = st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), chatID, isTyping)
-		} else {
-			// A dropped repeat is answered as the relay would have been:
-			// a chat the caller cannot see is not_found, however often
-			// it is named.
-			err = st.s.chats.Member(ctx, st.conn.UserID(), chatID)
+			return done(st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), chatID, isTyping))
 		}
-		if err != nil {
-			return nil, err
-		}
-		return okAck{OK: true}, nil
-	})
+		// A dropped repeat is answered as the relay would have been: a chat
+		// the caller cannot see is not_found, however often it is named.
+		return done(st.s.chats.Member(ctx, st.conn.UserID(), chatID))
+	}
 }
 
 func (st *connState) onHistory(v any, ack Ack) {
-	p, err := parsePayload(v)
-	if err != nil {
-		st.reply(EventChatHistory, ack, nil, err)
-		return
-	}
-	chatID := p.String("chatId", true)
-	q := chat.HistoryQuery{Before: p.Int64("before", false), After: p.Int64("after", false)}
-	if limit := p.Int64("limit", false); limit != nil {
-		// The service clamps a large limit to its page size; int is only
-		// narrowed here so that a huge one cannot wrap negative.
-		n := int(max(math.MinInt32, min(math.MaxInt32, *limit)))
-		q.Limit = &n
-	}
-	if err := p.Err(); err != nil {
-		st.reply(EventChatHistory, ack, nil, err)
-		return
-	}
-	st.run(laneQuery, EventChatHistory, ack, func(ctx context.Context) (any, error) {
-		msgs, more, err := st.s.chats.History(ctx, st.conn.UserID(), *chatID, q)
-		if err != nil {
-			return nil, err
+	st.on(laneQuery, EventChatHistory, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
+		chatID := p.String("chatId", true)
+		q := chat.HistoryQuery{Before: p.Int64("before", false), After: p.Int64("after", false)}
+		if limit := p.Int64("limit", false); limit != nil {
+			// The service clamps a large limit to its page size; int is
+			// only narrowed here so that a huge one cannot wrap negative.
+			n := int(max(math.MinInt32, min(math.MaxInt32, *limit)))
+			q.Limit = &n
 		}
-		out := make([]wire.Message, len(msgs))
-		for i := range msgs {
-			out[i] = wire.NewMessage(&msgs[i])
+		return func(ctx context.Context) (any, error) {
+			msgs, more, err := st.s.chats.History(ctx, st.conn.UserID(), *chatID, q)
+			if err != nil {
+				return nil, err
+			}
+			return historyAck{OK: true, History: wire.NewHistory(msgs, more)}, nil
 		}
-		return historyAck{OK: true, Messages: out, HasMore: more}, nil
 	})
 }
 
 // onPresence answers for the users that exist, in the order asked, each
 // once; ids that name no user are left out.
 func (st *connState) onPresence(v any, ack Ack) {
-	p, err := parsePayload(v)
-	if err != nil {
-		st.reply(EventPresenceGet, ack, nil, err)
-		return
-	}
-	ids := p.Strings("userIds", true)
-	if len(ids) > maxPresenceIDs {
-		p.refuse("userIds", fmt.Sprintf("at most %d", maxPresenceIDs))
-	}
-	if err := p.Err(); err != nil {
-		st.reply(EventPresenceGet, ack, nil, err)
-		return
-	}
-	st.run(laneQuery, EventPresenceGet, ack, func(ctx context.Context) (any, error) {
-		seen := make(map[string]bool, len(ids))
-		valid := make([]string, 0, len(ids))
-		for _, id := range ids {
-			// Malformed ids name nothing; the store is not asked about them.
-			if !seen[id] && store.ValidID(id) {
-				seen[id] = true
-				valid = append(valid, id)
-			}
+	st.on(laneQuery, EventPresenceGet, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
+		ids := p.Strings("userIds", true)
+		if len(ids) > maxPresenceIDs {
+			p.refuse("userIds", fmt.Sprintf("at most %d", maxPresenceIDs))
 		}
-		out := make([]presenceEntry, 0, len(valid))
-		if len(valid) == 0 {
-			return presenceAck{OK: true, Presence: out}, nil
-		}
-		users, err := st.s.users.UsersByIDs(ctx, valid)
-		if err != nil {
-			return nil, fmt.Errorf("presence: load users: %w", err)
-		}
-		byID := make(map[string]*store.User, len(users))
-		for i := range users {
-			byID[users[i].ID] = &users[i]
-		}
-		for _, id := range valid {
-			if u, ok := byID[id]; ok {
-				out = append(out, presenceEntry{UserID: id, Online: st.s.tracker.Online(id), LastSeenAt: wire.Time{Time: u.LastSeenAt}})
-			}
-		}
-		return presenceAck{OK: true, Presence: out}, nil
+		return func(ctx context.Context) (any, error) { return st.presence(ctx, ids) }
 	})
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+func (st *connState) presence(ctx context.Context, ids []string) (any, error) {
+	seen := make(map[string]bool, len(ids))
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		// Malformed ids name nothing; the store is not asked about them.
+		if !seen[id] && store.ValidID(id) {
+			seen[id] = true
+			valid = append(valid, id)
+		}
 	}
-	return *s
+	out := make([]wire.Presence, 0, len(valid))
+	if len(valid) == 0 {
+		return presenceAck{OK: true, Presence: out}, nil
+	}
+	users, err := st.s.users.UsersByIDs(ctx, valid)
+	if err != nil {
+		return nil, fmt.Errorf("presence: load users: %w", err)
+	}
+	byID := make(map[string]*store.User, len(users))
+	for i := range users {
+		byID[users[i].ID] = &users[i]
+	}
+	for _, id := range valid {
+		if u, ok := byID[id]; ok {
+			out = append(out, wire.Presence{UserID: id, Online: st.s.tracker.Online(id), LastSeenAt: wire.Time{Time: u.LastSeenAt}})
+		}
+	}
+	return presenceAck{OK: true, Presence: out}, nil
 }

@@ -3,20 +3,15 @@ package events
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/internal/apperr"
 )
 
-// tokenCookie is the cookie signup and login set (web's cookieName).
-const tokenCookie = "token"
-
 // handshakeToken finds a handshake's credential. The handshake auth object
 // (v3/v4 clients) comes first, then the token query parameter (v2 clients
-// cannot send auth), then what REST accepts: the Authorization header and
-// the token cookie, in web.TokenFromRequest's order.
+// cannot send auth), then what REST accepts (auth.TokenFromRequest).
 func handshakeToken(authData map[string]any, r *http.Request) string {
 	if tok := stringish(authData["token"]); tok != "" {
 		return tok
@@ -27,17 +22,7 @@ func handshakeToken(authData map[string]any, r *http.Request) string {
 	if tok := r.URL.Query().Get("token"); tok != "" {
 		return tok
 	}
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
-	}
-	if c, err := r.Cookie(tokenCookie); err == nil {
-		return c.Value
-	}
-	return ""
+	return auth.TokenFromRequest(r)
 }
 
 // stringish reads a string, or the first of a list: an Engine.IO 3
@@ -72,7 +57,7 @@ func presentsCredentials(authData map[string]any, r *http.Request) bool {
 	if r.URL.Query().Has("token") || r.Header.Get("Authorization") != "" {
 		return true
 	}
-	_, err := r.Cookie(tokenCookie)
+	_, err := r.Cookie(auth.CookieName)
 	return err == nil
 }
 

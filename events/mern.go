@@ -345,7 +345,7 @@ func (s *Server) mernToUsers(event string, payload any) {
 	if event != chat.EventTyping {
 		return
 	}
-	t, ok := payload.(chat.TypingEvent)
+	t, ok := payload.(wire.Typing)
 	if !ok {
 		return
 	}

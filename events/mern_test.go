@@ -186,7 +186,7 @@ func TestMERNDeliveries(t *testing.T) {
 	}
 
 	for _, isTyping := range []bool{true, false} {
-		h.s.ToUsers([]string{userB}, chat.EventTyping, chat.TypingEvent{ChatID: chat1, UserID: userA, IsTyping: isTyping})
+		h.s.ToUsers([]string{userB}, chat.EventTyping, wire.Typing{ChatID: chat1, UserID: userA, IsTyping: isTyping})
 		if e := next(); e.event != chat.EventTyping {
 			t.Fatalf("native typing %+v", e)
 		}

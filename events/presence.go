@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -72,18 +71,7 @@ func (t *MemoryTracker) Online(userID string) bool {
 	return len(t.conns[userID]) > 0
 }
 
-// presenceEntry is both the presence event and one entry of presence:get.
-type presenceEntry struct {
-	UserID     string    `json:"userId"`
-	Online     bool      `json:"online"`
-	LastSeenAt wire.Time `json:"lastSeenAt"`
-}
-
-func (s *Server) userLock(userID string) *sync.Mutex {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(userID))
-	return &s.userLocks[h.Sum32()%uint32(len(s.userLocks))]
-}
+func (s *Server) userLock(userID string) *sync.Mutex { return s.userLocks.For(userID) }
 
 // presenceTimeout bounds a presence transition's store and peer lookups.
 const presenceTimeout = 5 * time.Second
@@ -146,5 +134,5 @@ func (s *Server) announce(ctx context.Context, userID string, online bool, at ti
 	if len(peers) == 0 {
 		return
 	}
-	s.out.emit(userRooms(peers), nil, EventPresence, presenceEntry{UserID: userID, Online: online, LastSeenAt: wire.Time{Time: at}})
+	s.out.emit(userRooms(peers), nil, EventPresence, wire.Presence{UserID: userID, Online: online, LastSeenAt: wire.Time{Time: at}})
 }

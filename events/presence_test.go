@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/parley-chat/parley/internal/wire"
 )
 
 func TestMemoryTracker(t *testing.T) {
@@ -41,7 +43,7 @@ func presenceEvents(h *harness) []string {
 	var out []string
 	for _, e := range h.out.emits {
 		if e.event == EventPresence {
-			p := e.payload.(presenceEntry)
+			p := e.payload.(wire.Presence)
 			out = append(out, fmt.Sprintf("%v %s online=%v", e.to, p.UserID, p.Online))
 		}
 	}

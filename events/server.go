@@ -21,6 +21,7 @@ import (
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/internal/striped"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 )
@@ -32,7 +33,7 @@ type Accounts interface {
 
 // Chats is the part of *chat.Service the socket events call.
 type Chats interface {
-	Send(ctx context.Context, userID, origin string, in chat.SendInput) (msg *store.Message, created bool, err error)
+	Send(ctx context.Context, userID, origin string, in chat.SendInput) (chat.Sent, error)
 	History(ctx context.Context, userID, chatID string, q chat.HistoryQuery) (msgs []store.Message, hasMore bool, err error)
 	MarkRead(ctx context.Context, userID, origin, chatID string, seq int64) error
 	Typing(ctx context.Context, userID, origin, chatID string, isTyping bool) error
@@ -159,7 +160,7 @@ type Server struct {
 	membershipGen atomic.Uint64
 	// userLocks serialise each user's presence transitions, so "online"
 	// and "offline" for one user are announced in the order they happened.
-	userLocks [64]sync.Mutex
+	userLocks *striped.Locks
 	connSeq   atomic.Uint64
 
 	// revoked remembers recently ended sessions: for a socket that passed
@@ -212,7 +213,7 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 	cfg.defaults()
 	s := &Server{
 		cfg: cfg, log: deps.Log, accounts: deps.Accounts, chats: deps.Chats, users: deps.Users,
-		tracker: deps.Tracker, now: deps.Now, revoked: map[string]time.Time{},
+		tracker: deps.Tracker, now: deps.Now, revoked: map[string]time.Time{}, userLocks: striped.New(64),
 	}
 	s.mern.init(deps.MERN, &s.work)
 	if s.log == nil {

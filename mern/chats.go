@@ -3,9 +3,11 @@ package mern
 import (
 	"errors"
 	"net/http"
+	"slices"
 
+	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/apperr"
-	"github.com/parley-chat/parley/internal/wire"
+	"github.com/parley-chat/parley/store"
 )
 
 // errChatNotFound is the app's 404 for a chat the caller cannot see.
@@ -16,7 +18,7 @@ func chatNotFound(err error) error {
 	return err
 }
 
-func (a *API) answerChat(w http.ResponseWriter, r *http.Request, v wire.Chat) error {
+func (a *API) answerChat(w http.ResponseWriter, r *http.Request, v chat.View) error {
 	c, err := a.render.Chat(r.Context(), v)
 	if err != nil {
 		return err
@@ -135,21 +137,30 @@ func (a *API) addToGroup(w http.ResponseWriter, r *http.Request) error {
 
 // removeFromGroup is PUT /api/chat/groupremove {chatId, userId}: the owner
 // removes anyone, an admin removes members, and anyone may remove
-// themselves (leaving). The answer is the chat as it now is, also for one
-// who left and can no longer read it through the chat service.
+// themselves (leaving). The answer is the chat as it now is; to one who
+// left, who can no longer read it, the chat as it was without them.
 func (a *API) removeFromGroup(w http.ResponseWriter, r *http.Request) error {
 	chatID, userID, err := groupRequest(w, r, "userId")
 	if err != nil {
 		return err
 	}
-	if err := a.chats.RemoveMember(r.Context(), identityFrom(r.Context()).UserID, chatID, userID); err != nil {
+	uid := identityFrom(r.Context()).UserID
+	before, err := a.chats.ChatOf(r.Context(), uid, chatID)
+	if err != nil {
 		return chatNotFound(err)
 	}
-	c, err := a.render.st.ChatByID(r.Context(), chatID)
-	if err != nil {
-		return err
+	if err := a.chats.RemoveMember(r.Context(), uid, chatID, userID); err != nil {
+		return chatNotFound(err)
 	}
-	out, err := a.render.storedChat(r.Context(), c)
+	if userID != uid {
+		v, err := a.chats.Get(r.Context(), uid, chatID)
+		if err != nil {
+			return err
+		}
+		return a.answerChat(w, r, v)
+	}
+	before.Members = slices.DeleteFunc(before.Members, func(m store.Member) bool { return m.UserID == uid })
+	out, err := a.render.storedChat(r.Context(), before)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
-	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -34,24 +33,30 @@ type Accounts interface {
 
 // Chats is the chat service as the MERN API uses it.
 type Chats interface {
-	List(ctx context.Context, userID string) ([]wire.Chat, error)
-	Get(ctx context.Context, userID, chatID string) (wire.Chat, error)
-	CreateDirect(ctx context.Context, userID, otherID string) (wire.Chat, bool, error)
-	CreateGroup(ctx context.Context, userID string, name *string, users []string) (wire.Chat, error)
-	Rename(ctx context.Context, userID, chatID string, name *string) (wire.Chat, error)
-	AddMembers(ctx context.Context, userID, chatID string, userIDs []string) (wire.Chat, error)
+	List(ctx context.Context, userID string) ([]chat.View, error)
+	Get(ctx context.Context, userID, chatID string) (chat.View, error)
+	CreateDirect(ctx context.Context, userID, otherID string) (chat.View, bool, error)
+	CreateGroup(ctx context.Context, userID string, name *string, users []string) (chat.View, error)
+	Rename(ctx context.Context, userID, chatID string, name *string) (chat.View, error)
+	AddMembers(ctx context.Context, userID, chatID string, userIDs []string) (chat.View, error)
 	RemoveMember(ctx context.Context, userID, chatID, targetID string) error
-	Send(ctx context.Context, userID, origin string, in chat.SendInput) (*store.Message, bool, error)
+	Send(ctx context.Context, userID, origin string, in chat.SendInput) (chat.Sent, error)
+	// ChatOf is the chat with its members, for a member.
+	ChatOf(ctx context.Context, userID, chatID string) (*store.Chat, error)
 	History(ctx context.Context, userID, chatID string, q chat.HistoryQuery) ([]store.Message, bool, error)
 }
 
-// Store is what the MERN API reads directly: users for search and for the
-// app's populated shapes, and a chat record for rendering one the caller
-// has just left. Every write goes through Accounts or Chats.
+var (
+	_ Accounts = (*auth.Accounts)(nil)
+	_ Chats    = (*chat.Service)(nil)
+)
+
+// Store is what the MERN API reads directly, as web/ does: users, for search
+// and for the app's populated shapes. Everything else goes through Accounts
+// and Chats.
 type Store interface {
 	UsersByIDs(ctx context.Context, ids []string) ([]store.User, error)
 	UsersContaining(ctx context.Context, sub string, limit int) ([]store.User, error)
-	ChatByID(ctx context.Context, id string) (*store.Chat, error)
 }
 
 // Deps is what the MERN API needs.
@@ -69,6 +74,7 @@ type API struct {
 	log      *slog.Logger
 	accounts Accounts
 	chats    Chats
+	users    Store
 	render   *Renderer
 	secure   bool
 }
@@ -79,7 +85,7 @@ func New(d Deps) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{log: log, accounts: d.Accounts, chats: d.Chats, render: NewRenderer(d.Store), secure: d.SecureCookies}
+	return &API{log: log, accounts: d.Accounts, chats: d.Chats, users: d.Store, render: NewRenderer(d.Store, d.Chats), secure: d.SecureCookies}
 }
 
 // Renderer is the API's renderer, for the socket layer's deliveries.

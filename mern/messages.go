@@ -76,11 +76,11 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	if content == "" || chatID == "" {
 		return badRequest("content and chatId are required")
 	}
-	m, _, err := a.chats.Send(r.Context(), identityFrom(r.Context()).UserID, "", chat.SendInput{ChatID: chatID, Text: &content})
+	sent, err := a.chats.Send(r.Context(), identityFrom(r.Context()).UserID, "", chat.SendInput{ChatID: chatID, Text: &content})
 	if err != nil {
 		return chatNotFound(err)
 	}
-	out, _, err := a.render.Message(r.Context(), wire.NewMessage(m))
+	out, _, err := a.render.Message(r.Context(), sent.Rendered)
 	if err != nil {
 		return err
 	}

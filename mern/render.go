@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
@@ -66,10 +67,18 @@ type Message struct {
 
 // Renderer turns Parley's records into the app's shapes, loading the users
 // they reference in one query per call.
-type Renderer struct{ st Store }
+type Renderer struct {
+	st    Store
+	chats ChatLookup
+}
 
-// NewRenderer returns a renderer reading users and chats from st.
-func NewRenderer(st Store) *Renderer { return &Renderer{st: st} }
+// ChatLookup finds a chat for one of its members; *chat.Service implements it.
+type ChatLookup interface {
+	ChatOf(ctx context.Context, userID, chatID string) (*store.Chat, error)
+}
+
+// NewRenderer returns a renderer reading users from st and chats from chats.
+func NewRenderer(st Store, chats ChatLookup) *Renderer { return &Renderer{st: st, chats: chats} }
 
 // chatRec is a chat as either Parley source gives it (the chat service's
 // view or a store record), with what rendering needs.
@@ -80,12 +89,13 @@ type chatRec struct {
 	last           *wire.Message
 }
 
-func recFromView(c wire.Chat) chatRec {
-	name := ""
-	if c.Name != nil {
-		name = *c.Name
+func recFromView(v chat.View) chatRec {
+	rec := recFromStore(v.Chat)
+	if v.Last != nil {
+		last := wire.NewMessage(v.Last)
+		rec.last = &last
 	}
-	return chatRec{id: c.ID, kind: c.Type, name: name, members: c.Members, createdAt: c.CreatedAt.Time, last: c.LastMessage}
+	return rec
 }
 
 func recFromStore(c *store.Chat) chatRec {
@@ -245,7 +255,7 @@ func Content(m wire.Message) string {
 }
 
 // Chats renders chats in the order given.
-func (r *Renderer) Chats(ctx context.Context, views []wire.Chat) ([]Chat, error) {
+func (r *Renderer) Chats(ctx context.Context, views []chat.View) ([]Chat, error) {
 	recs := make([]chatRec, len(views))
 	var ids []string
 	for i, v := range views {
@@ -264,8 +274,8 @@ func (r *Renderer) Chats(ctx context.Context, views []wire.Chat) ([]Chat, error)
 }
 
 // Chat renders one chat.
-func (r *Renderer) Chat(ctx context.Context, v wire.Chat) (Chat, error) {
-	out, err := r.Chats(ctx, []wire.Chat{v})
+func (r *Renderer) Chat(ctx context.Context, v chat.View) (Chat, error) {
+	out, err := r.Chats(ctx, []chat.View{v})
 	if err != nil {
 		return Chat{}, err
 	}
@@ -286,7 +296,7 @@ func (r *Renderer) storedChat(ctx context.Context, c *store.Chat) (Chat, error) 
 // chat is the chat with its users' ids, as the app's history populates it
 // (whole users in every message of a long history of a big group would
 // make the answer huge, and the app reads only the senders there).
-func (r *Renderer) Messages(ctx context.Context, v wire.Chat, msgs []wire.Message) ([]Message, error) {
+func (r *Renderer) Messages(ctx context.Context, v chat.View, msgs []wire.Message) ([]Message, error) {
 	rec := recFromView(v)
 	ids := make([]string, 0, len(msgs))
 	for _, m := range msgs {
@@ -305,9 +315,10 @@ func (r *Renderer) Messages(ctx context.Context, v wire.Chat, msgs []wire.Messag
 }
 
 // Message renders one stored message with its chat populated, as delivered
-// to the app's sockets, and returns the ids of the chat's members.
+// to the app's sockets, and returns the ids of the chat's members (as the
+// sender, a member, sees the chat).
 func (r *Renderer) Message(ctx context.Context, m wire.Message) (Message, []string, error) {
-	c, err := r.st.ChatByID(ctx, m.ChatID)
+	c, err := r.chats.ChatOf(ctx, m.SenderID, m.ChatID)
 	if err != nil {
 		return Message{}, nil, fmt.Errorf("mern: load chat: %w", err)
 	}

@@ -113,7 +113,7 @@ func (a *API) answerGrant(w http.ResponseWriter, r *http.Request, status int, g 
 func (a *API) searchUsers(w http.ResponseWriter, r *http.Request) error {
 	me := identityFrom(r.Context()).UserID
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("search")))
-	found, err := a.render.st.UsersContaining(r.Context(), q, searchLimit+1)
+	found, err := a.users.UsersContaining(r.Context(), q, searchLimit+1)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (a *API) searchUsers(w http.ResponseWriter, r *http.Request) error {
 // token cookie) and answers the app's 401s.
 func (a *API) requireAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := web.TokenFromRequest(r)
+		tok := auth.TokenFromRequest(r)
 		if tok == "" {
 			a.writeError(w, r, apperr.New(apperr.Unauthorized, "Not authorized, no token"))
 			return

@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"github.com/parley-chat/parley/internal/str"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -29,7 +29,9 @@ type Sessions interface {
 type EndFunc func(userID string, sids []string)
 
 // Manager owns the session lifecycle: the store holds the record, the cache
-// answers checks, and both change together.
+// answers checks, and both change together. auth.Accounts drives it: the
+// rest of Parley starts, lists and ends sessions through Accounts, and only
+// listens here (OnEnd).
 type Manager struct {
 	store Sessions
 	cache Cache
@@ -45,6 +47,11 @@ type Manager struct {
 
 	touchMu sync.Mutex
 	touched map[string]time.Time
+
+	// stop ends the cache-delete retries at Close; retries counts them.
+	stop    context.Context
+	cancel  context.CancelFunc
+	retries sync.WaitGroup
 }
 
 // touchEvery bounds lastSeenAt writes to one a minute per session.
@@ -52,10 +59,20 @@ const touchEvery = time.Minute
 
 // NewManager returns a Manager issuing sessions that last ttl.
 func NewManager(st Sessions, cache Cache, ttl time.Duration, log *slog.Logger) *Manager {
-	return &Manager{
+	m := &Manager{
 		store: st, cache: cache, log: log, ttl: ttl, now: time.Now,
 		ended: map[string]struct{}{}, touched: map[string]time.Time{},
 	}
+	m.stop, m.cancel = context.WithCancel(context.Background())
+	return m
+}
+
+// Close stops retrying cache deletes and waits for the retries to return.
+// Sessions whose delete never landed stay refused on this node until it
+// exits, and expire from the cache by their TTL.
+func (m *Manager) Close() {
+	m.cancel()
+	m.retries.Wait()
 }
 
 // TTL is how long a new session lasts.
@@ -72,7 +89,7 @@ func (m *Manager) OnEnd(fn EndFunc) {
 func (m *Manager) Create(ctx context.Context, userID, userAgent string) (*store.Session, error) {
 	now := m.now().UTC().Truncate(time.Millisecond)
 	s := &store.Session{
-		ID: store.NewID(), UserID: userID, UserAgent: truncate(userAgent, 256),
+		ID: store.NewID(), UserID: userID, UserAgent: str.Cut(userAgent, 256),
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(m.ttl),
 	}
 	if err := m.store.CreateSession(ctx, s); err != nil {
@@ -184,7 +201,11 @@ func (m *Manager) uncache(ctx context.Context, userID string, sids []string) {
 			m.ended[sid] = struct{}{}
 		}
 		m.mu.Unlock()
-		go m.retryDelete(userID, sids)
+		m.retries.Add(1)
+		go func() {
+			defer m.retries.Done()
+			m.retryDelete(userID, sids)
+		}()
 	}
 }
 
@@ -194,8 +215,12 @@ func (m *Manager) retryDelete(userID string, sids []string) {
 	// Past the longest TTL the cached copies have expired by themselves.
 	deadline := m.now().Add(m.ttl)
 	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 30*time.Second) {
-		time.Sleep(wait)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		select {
+		case <-m.stop.Done():
+			return
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithTimeout(m.stop, 2*time.Second)
 		err := m.cache.Delete(ctx, userID, sids...)
 		cancel()
 		if err == nil {
@@ -246,14 +271,4 @@ func (m *Manager) touch(ctx context.Context, sid string) {
 	if err := m.store.TouchSession(ctx, sid, now.UTC().Truncate(time.Millisecond)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		m.log.Warn("touch session", "err", err)
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -235,8 +235,9 @@ type Messages interface {
 	History(ctx context.Context, chatID string, before, after int64, limit int) (msgs []Message, hasMore bool, err error)
 	// CountUnread counts messages in chatID with seq > afterSeq not sent by userID.
 	CountUnread(ctx context.Context, chatID, userID string, afterSeq int64) (int, error)
-	// FileReferenced reports whether a message in one of chatIDs carries fileID.
-	FileReferenced(ctx context.Context, fileID string, chatIDs []string) (bool, error)
+	// ChatsWithFile lists up to limit chats in which a message carries
+	// fileID, in no particular order.
+	ChatsWithFile(ctx context.Context, fileID string, limit int) ([]string, error)
 }
 
 // FileReader streams a stored file; it seeks so Range requests work.

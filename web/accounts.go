@@ -1,7 +1,7 @@
 package web
 
 import (
-	"errors"
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,11 +10,10 @@ import (
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/str"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
-
-const cookieName = "token"
 
 type grantBody struct {
 	Token     string    `json:"token"`
@@ -29,7 +28,7 @@ func (s *server) answerGrant(w http.ResponseWriter, r *http.Request, status int,
 
 func (s *server) clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Name: auth.CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: s.secureCookies || r.TLS != nil,
 	})
 }
@@ -43,21 +42,20 @@ type signupRequest struct {
 	DisplayName *string `json:"displayName"`
 }
 
-func (s *server) signup(w http.ResponseWriter, r *http.Request) {
+func (s *server) signup(w http.ResponseWriter, r *http.Request) error {
 	var req signupRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	g, err := s.accounts.Signup(r.Context(), auth.SignupInput{
-		Username: deref(req.Username), Email: deref(req.Email), Password: deref(req.Password),
+		Username: str.Deref(req.Username), Email: str.Deref(req.Email), Password: str.Deref(req.Password),
 		DisplayName: req.DisplayName, UserAgent: r.UserAgent(),
 	})
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	s.answerGrant(w, r, http.StatusCreated, g)
+	return nil
 }
 
 type loginRequest struct {
@@ -65,82 +63,71 @@ type loginRequest struct {
 	Password *string `json:"password"`
 }
 
-func (s *server) login(w http.ResponseWriter, r *http.Request) {
+func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 	var req loginRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
-	g, err := s.accounts.Login(r.Context(), deref(req.Login), deref(req.Password), ClientAddr(r), r.UserAgent())
+	g, err := s.accounts.Login(r.Context(), str.Deref(req.Login), str.Deref(req.Password), ClientAddr(r), r.UserAgent())
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	s.answerGrant(w, r, http.StatusOK, g)
+	return nil
 }
 
-func (s *server) logout(w http.ResponseWriter, r *http.Request) {
-	id := identityFrom(r.Context())
-	if err := s.sessions.End(r.Context(), id.UserID, id.SessionID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		writeError(w, r, s.log, err)
-		return
+func (s *server) logout(w http.ResponseWriter, r *http.Request) error {
+	return s.signOut(w, r, s.accounts.Logout)
+}
+
+func (s *server) logoutAll(w http.ResponseWriter, r *http.Request) error {
+	return s.signOut(w, r, s.accounts.LogoutAll)
+}
+
+// signOut ends the caller's session(s) with end and clears the cookie.
+func (s *server) signOut(w http.ResponseWriter, r *http.Request, end func(context.Context, auth.Identity) error) error {
+	if err := end(r.Context(), identityFrom(r.Context())); err != nil {
+		return err
 	}
 	s.clearCookie(w, r)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *server) logoutAll(w http.ResponseWriter, r *http.Request) {
+func (s *server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	id := identityFrom(r.Context())
-	if err := s.sessions.EndAll(r.Context(), id.UserID, ""); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	s.clearCookie(w, r)
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *server) listSessions(w http.ResponseWriter, r *http.Request) {
-	id := identityFrom(r.Context())
-	ss, err := s.sessions.List(r.Context(), id.UserID)
+	ss, err := s.accounts.Sessions(r.Context(), id)
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	out := make([]wire.Session, len(ss))
 	for i := range ss {
 		out[i] = wire.NewSession(&ss[i], ss[i].ID == id.SessionID)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	return nil
 }
 
-func (s *server) endSession(w http.ResponseWriter, r *http.Request) {
+func (s *server) endSession(w http.ResponseWriter, r *http.Request) error {
 	id := identityFrom(r.Context())
 	sid := chi.URLParam(r, "id")
-	if !store.ValidID(sid) {
-		writeError(w, r, s.log, apperr.New(apperr.NotFound, "no such session"))
-		return
-	}
-	if err := s.sessions.End(r.Context(), id.UserID, sid); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			err = apperr.Wrap(apperr.NotFound, "no such session", err)
-		}
-		writeError(w, r, s.log, err)
-		return
+	if err := s.accounts.EndSession(r.Context(), id, sid); err != nil {
+		return err
 	}
 	if sid == id.SessionID {
 		s.clearCookie(w, r)
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *server) getMe(w http.ResponseWriter, r *http.Request) {
-	id := identityFrom(r.Context())
-	u, err := s.users.UserByID(r.Context(), id.UserID)
+func (s *server) getMe(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.users.UserByID(r.Context(), identityFrom(r.Context()).UserID)
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, wire.NewMe(u, s.presence.Online(u.ID)))
+	return nil
 }
 
 type patchMeRequest struct {
@@ -149,62 +136,52 @@ type patchMeRequest struct {
 	NewPassword     *string `json:"newPassword"`
 }
 
-func (s *server) patchMe(w http.ResponseWriter, r *http.Request) {
+func (s *server) patchMe(w http.ResponseWriter, r *http.Request) error {
 	var req patchMeRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	u, err := s.accounts.UpdateProfile(r.Context(), identityFrom(r.Context()), auth.ProfileInput{
 		DisplayName: req.DisplayName, CurrentPassword: req.CurrentPassword, NewPassword: req.NewPassword,
 	})
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, wire.NewMe(u, s.presence.Online(u.ID)))
+	return nil
 }
 
-func (s *server) searchUsers(w http.ResponseWriter, r *http.Request) {
+func (s *server) searchUsers(w http.ResponseWriter, r *http.Request) error {
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 	limit := 20
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			writeError(w, r, s.log, apperr.Field("limit", "must be a whole number of at least 1"))
-			return
+			return apperr.Field("limit", "must be a whole number of at least 1")
 		}
 		limit = min(n, 50)
 	}
 	users, err := s.users.SearchUsers(r.Context(), q, limit)
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	out := make([]wire.User, len(users))
 	for i := range users {
 		out[i] = wire.NewUser(&users[i], s.presence.Online(users[i].ID))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+	return nil
 }
 
-func (s *server) getUser(w http.ResponseWriter, r *http.Request) {
+func (s *server) getUser(w http.ResponseWriter, r *http.Request) error {
 	uid := chi.URLParam(r, "id")
 	if !store.ValidID(uid) {
-		writeError(w, r, s.log, apperr.New(apperr.NotFound, "no such user"))
-		return
+		return apperr.New(apperr.NotFound, "no such user")
 	}
 	u, err := s.users.UserByID(r.Context(), uid)
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, wire.NewUser(u, s.presence.Online(u.ID)))
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
+	return nil
 }

@@ -9,43 +9,58 @@ import (
 
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/str"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
 
-// ChatService is the chat domain as the REST handlers use it.
+// ChatService is the chat domain as the REST handlers use it; *chat.Service
+// implements it.
 type ChatService interface {
-	List(ctx context.Context, userID string) ([]wire.Chat, error)
-	Get(ctx context.Context, userID, chatID string) (wire.Chat, error)
-	CreateDirect(ctx context.Context, userID, otherID string) (wire.Chat, bool, error)
-	CreateGroup(ctx context.Context, userID string, name *string, users []string) (wire.Chat, error)
-	Rename(ctx context.Context, userID, chatID string, name *string) (wire.Chat, error)
-	AddMembers(ctx context.Context, userID, chatID string, userIDs []string) (wire.Chat, error)
+	List(ctx context.Context, userID string) ([]chat.View, error)
+	Get(ctx context.Context, userID, chatID string) (chat.View, error)
+	CreateDirect(ctx context.Context, userID, otherID string) (chat.View, bool, error)
+	CreateGroup(ctx context.Context, userID string, name *string, users []string) (chat.View, error)
+	Rename(ctx context.Context, userID, chatID string, name *string) (chat.View, error)
+	AddMembers(ctx context.Context, userID, chatID string, userIDs []string) (chat.View, error)
 	RemoveMember(ctx context.Context, userID, chatID, targetID string) error
-	Send(ctx context.Context, userID, origin string, in chat.SendInput) (*store.Message, bool, error)
+	Send(ctx context.Context, userID, origin string, in chat.SendInput) (chat.Sent, error)
 	History(ctx context.Context, userID, chatID string, q chat.HistoryQuery) ([]store.Message, bool, error)
 	MarkRead(ctx context.Context, userID, origin, chatID string, seq int64) error
 }
 
 func (s *server) chatRoutes(r chi.Router) {
-	r.Get("/chats", s.listChats)
-	r.Post("/chats", s.createChat)
-	r.Get("/chats/{id}", s.getChat)
-	r.Patch("/chats/{id}", s.renameChat)
-	r.Post("/chats/{id}/members", s.addMembers)
-	r.Delete("/chats/{id}/members/{userId}", s.removeMember)
-	r.Get("/chats/{id}/messages", s.history)
-	r.Post("/chats/{id}/messages", s.sendMessage)
-	r.Post("/chats/{id}/read", s.markRead)
+	r.Get("/chats", s.handle(s.listChats))
+	r.Post("/chats", s.handle(s.createChat))
+	r.Get("/chats/{id}", s.handle(s.getChat))
+	r.Patch("/chats/{id}", s.handle(s.renameChat))
+	r.Post("/chats/{id}/members", s.handle(s.addMembers))
+	r.Delete("/chats/{id}/members/{userId}", s.handle(s.removeMember))
+	r.Get("/chats/{id}/messages", s.handle(s.history))
+	r.Post("/chats/{id}/messages", s.handle(s.sendMessage))
+	r.Post("/chats/{id}/read", s.handle(s.markRead))
 }
 
-func (s *server) listChats(w http.ResponseWriter, r *http.Request) {
-	chats, err := s.chats.List(r.Context(), identityFrom(r.Context()).UserID)
+// writeChat answers a chat view, rendered by internal/wire.
+func writeChat(w http.ResponseWriter, status int, v chat.View, err error) error {
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"chats": chats})
+	writeJSON(w, status, wire.NewChat(v.Chat, v.Last, v.Unread))
+	return nil
+}
+
+func (s *server) listChats(w http.ResponseWriter, r *http.Request) error {
+	views, err := s.chats.List(r.Context(), identityFrom(r.Context()).UserID)
+	if err != nil {
+		return err
+	}
+	out := make([]wire.Chat, len(views))
+	for i, v := range views {
+		out[i] = wire.NewChat(v.Chat, v.Last, v.Unread)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"chats": out})
+	return nil
 }
 
 type createChatRequest struct {
@@ -55,92 +70,72 @@ type createChatRequest struct {
 	MemberIDs []string `json:"memberIds"`
 }
 
-func (s *server) createChat(w http.ResponseWriter, r *http.Request) {
+func (s *server) createChat(w http.ResponseWriter, r *http.Request) error {
 	var req createChatRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	uid := identityFrom(r.Context()).UserID
-	switch deref(req.Type) {
+	switch str.Deref(req.Type) {
 	case store.ChatDirect:
 		if req.UserID == nil {
-			writeError(w, r, s.log, apperr.Field("userId", "required"))
-			return
+			return apperr.Field("userId", "required")
 		}
-		c, created, err := s.chats.CreateDirect(r.Context(), uid, *req.UserID)
-		if err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
-		writeJSON(w, status, c)
+		v, created, err := s.chats.CreateDirect(r.Context(), uid, *req.UserID)
+		return writeChat(w, createdStatus(created), v, err)
 	case store.ChatGroup:
-		c, err := s.chats.CreateGroup(r.Context(), uid, req.Name, req.MemberIDs)
-		if err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
-		writeJSON(w, http.StatusCreated, c)
+		v, err := s.chats.CreateGroup(r.Context(), uid, req.Name, req.MemberIDs)
+		return writeChat(w, http.StatusCreated, v, err)
 	default:
-		writeError(w, r, s.log, apperr.Field("type", `must be "direct" or "group"`))
+		return apperr.Field("type", `must be "direct" or "group"`)
 	}
 }
 
-func (s *server) getChat(w http.ResponseWriter, r *http.Request) {
-	c, err := s.chats.Get(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"))
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+// createdStatus is 201 for something new, 200 for what already was.
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
 	}
-	writeJSON(w, http.StatusOK, c)
+	return http.StatusOK
 }
 
-func (s *server) renameChat(w http.ResponseWriter, r *http.Request) {
+func (s *server) getChat(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.chats.Get(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"))
+	return writeChat(w, http.StatusOK, v, err)
+}
+
+func (s *server) renameChat(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Name *string `json:"name"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
-	c, err := s.chats.Rename(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"), req.Name)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	v, err := s.chats.Rename(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"), req.Name)
+	return writeChat(w, http.StatusOK, v, err)
 }
 
-func (s *server) addMembers(w http.ResponseWriter, r *http.Request) {
+func (s *server) addMembers(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		UserIDs []string `json:"userIds"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
-	c, err := s.chats.AddMembers(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"), req.UserIDs)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	v, err := s.chats.AddMembers(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"), req.UserIDs)
+	return writeChat(w, http.StatusOK, v, err)
 }
 
-func (s *server) removeMember(w http.ResponseWriter, r *http.Request) {
+func (s *server) removeMember(w http.ResponseWriter, r *http.Request) error {
 	err := s.chats.RemoveMember(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"), chi.URLParam(r, "userId"))
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *server) history(w http.ResponseWriter, r *http.Request) {
+func (s *server) history(w http.ResponseWriter, r *http.Request) error {
 	var q chat.HistoryQuery
 	qs := r.URL.Query()
 	for _, p := range []struct {
@@ -150,8 +145,7 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 		if v := qs.Get(p.name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				writeError(w, r, s.log, apperr.Field(p.name, "must be a whole number"))
-				return
+				return apperr.Field(p.name, "must be a whole number")
 			}
 			*p.dst = &n
 		}
@@ -159,26 +153,16 @@ func (s *server) history(w http.ResponseWriter, r *http.Request) {
 	if v := qs.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			writeError(w, r, s.log, apperr.Field("limit", "must be a whole number"))
-			return
+			return apperr.Field("limit", "must be a whole number")
 		}
 		q.Limit = &n
 	}
 	msgs, more, err := s.chats.History(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"), q)
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
-	writeJSON(w, http.StatusOK, HistoryPage(msgs, more))
-}
-
-// HistoryPage renders a history page, as REST and the socket ack send it.
-func HistoryPage(msgs []store.Message, more bool) map[string]any {
-	out := make([]wire.Message, len(msgs))
-	for i := range msgs {
-		out[i] = wire.NewMessage(&msgs[i])
-	}
-	return map[string]any{"messages": out, "hasMore": more}
+	writeJSON(w, http.StatusOK, wire.NewHistory(msgs, more))
+	return nil
 }
 
 type sendRequest struct {
@@ -187,41 +171,34 @@ type sendRequest struct {
 	ClientMsgID *string  `json:"clientMsgId"`
 }
 
-func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) {
+func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	var req sendRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
-	m, created, err := s.chats.Send(r.Context(), identityFrom(r.Context()).UserID, "", chat.SendInput{
+	sent, err := s.chats.Send(r.Context(), identityFrom(r.Context()).UserID, "", chat.SendInput{
 		ChatID: chi.URLParam(r, "id"), Text: req.Text, Attachments: req.Attachments, ClientMsgID: req.ClientMsgID,
 	})
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, wire.NewMessage(m))
+	writeJSON(w, createdStatus(sent.Created), sent.Rendered)
+	return nil
 }
 
-func (s *server) markRead(w http.ResponseWriter, r *http.Request) {
+func (s *server) markRead(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Seq *int64 `json:"seq"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	if req.Seq == nil {
-		writeError(w, r, s.log, apperr.Field("seq", "required"))
-		return
+		return apperr.Field("seq", "required")
 	}
 	if err := s.chats.MarkRead(r.Context(), identityFrom(r.Context()).UserID, "", chi.URLParam(r, "id"), *req.Seq); err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

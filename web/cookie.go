@@ -4,13 +4,15 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/parley-chat/parley/auth"
 )
 
 // SetTokenCookie sets the HttpOnly, SameSite=Lax `token` cookie that signup
 // and login give browser clients, for Parley's API and the MERN API alike.
 func SetTokenCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time, secure bool) {
 	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: token, Path: "/", Expires: expires,
+		Name: auth.CookieName, Value: token, Path: "/", Expires: expires,
 		MaxAge: int(time.Until(expires).Seconds()), HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: secure || r.TLS != nil,
 	})

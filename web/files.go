@@ -1,46 +1,36 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"path"
 	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/apperr"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
 
-// FileStore is the part of the store the upload and download handlers use:
-// the files themselves, what decides who may read one (the chats a user is
-// in and whether a message there references the file), and the user's
-// avatar field.
-type FileStore interface {
-	CreateFile(ctx context.Context, f *store.File, r io.Reader) error
-	FileByID(ctx context.Context, id string) (*store.File, error)
-	OpenFile(ctx context.Context, id string) (store.FileReader, error)
-	DeleteFile(ctx context.Context, id string) error
-	ChatsByMember(ctx context.Context, userID string) ([]store.Chat, error)
-	FileReferenced(ctx context.Context, fileID string, chatIDs []string) (bool, error)
-	UpdateUser(ctx context.Context, id string, upd store.UserUpdate) (*store.User, error)
+// Files is the file service as the upload and download handlers use it;
+// *files.Service implements it.
+type Files interface {
+	Limits() files.Limits
+	Create(ctx context.Context, owner, kind, name string, r io.Reader) (*store.File, error)
+	Discard(ctx context.Context, id string)
+	SetAvatar(ctx context.Context, uid, fileID string) (*store.User, error)
+	Readable(ctx context.Context, userID, id string) (*store.File, error)
+	Avatar(ctx context.Context, uid string) (*store.File, error)
+	Open(ctx context.Context, f *store.File) (store.FileReader, error)
 }
 
 const (
-	defaultUploadMax = 25 << 20
-	defaultAvatarMax = 5 << 20
-
 	// multipartSlack is what a request may carry besides the file's bytes:
 	// boundaries, part headers, a few small form fields. The file part is
 	// held to the exact limit on its own; the slack only bounds the rest.
@@ -50,114 +40,46 @@ const (
 	// so the client can finish sending and read the answer on a connection
 	// that stays usable; beyond it the connection is closed after the answer.
 	drainMax = 256 << 10
-
-	// maxNameBytes bounds a kept file name, as most file systems do.
-	maxNameBytes = 255
-
-	// cleanupTimeout bounds removals that must run even after the request
-	// that caused them is gone.
-	cleanupTimeout = 10 * time.Second
 )
-
-// rasterImages are the types served inline and accepted as avatars. SVG is
-// not among them: it can carry script.
-var rasterImages = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
-
-func isRasterImage(contentType string) bool {
-	mt, _, _ := strings.Cut(contentType, ";")
-	return rasterImages[strings.TrimSpace(mt)]
-}
 
 // errFileTooLarge marks the file part crossing its limit.
 var errFileTooLarge = errors.New("file is over the size limit")
 
 func (s *server) fileRoutes(r chi.Router) {
-	r.Post("/files", s.uploadFile)
-	r.Get("/files/{id}", s.getFile)
-	r.Put("/me/avatar", s.putAvatar)
-	r.Get("/users/{id}/avatar", s.getAvatar)
+	r.Post("/files", s.handle(s.uploadFile))
+	r.Get("/files/{id}", s.handle(s.getFile))
+	r.Put("/me/avatar", s.handle(s.putAvatar))
+	r.Get("/users/{id}/avatar", s.handle(s.getAvatar))
 }
 
-func (s *server) uploadFile(w http.ResponseWriter, r *http.Request) {
-	f, err := s.receiveFile(w, r, uploadSpec{
-		owner: identityFrom(r.Context()).UserID, kind: store.FileAttachment, limit: s.uploadMax,
-	})
+func (s *server) uploadFile(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.receiveFile(w, r, identityFrom(r.Context()).UserID, store.FileAttachment, s.files.Limits().Upload)
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, wire.NewFile(f))
+	return nil
 }
 
-func (s *server) putAvatar(w http.ResponseWriter, r *http.Request) {
+func (s *server) putAvatar(w http.ResponseWriter, r *http.Request) error {
 	uid := identityFrom(r.Context()).UserID
-	f, err := s.receiveFile(w, r, uploadSpec{
-		owner: uid, kind: store.FileAvatar, limit: s.avatarMax, onlyImages: true,
-	})
+	f, err := s.receiveFile(w, r, uid, store.FileAvatar, s.files.Limits().Avatar)
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
-	u, err := s.setAvatar(r.Context(), uid, f.ID)
+	u, err := s.files.SetAvatar(r.Context(), uid, f.ID)
 	if err != nil {
-		s.discardFile(r.Context(), f.ID)
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, wire.NewMe(u, s.presence.Online(uid)))
-}
-
-// setAvatar points the user at the new avatar file and removes the one it
-// replaces. Replacements of one user's avatar are serialised on this node:
-// two overlapping ones could otherwise both read the same old avatar, and the
-// loser's new file would be left pointed at by nobody and, being an avatar,
-// never swept.
-func (s *server) setAvatar(ctx context.Context, uid, fileID string) (*store.User, error) {
-	mu := &s.avatarMu[stripe(uid, len(s.avatarMu))]
-	mu.Lock()
-	defer mu.Unlock()
-	before, err := s.users.UserByID(ctx, uid)
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.files.UpdateUser(ctx, uid, store.UserUpdate{AvatarFileID: &fileID})
-	if err != nil {
-		return nil, err
-	}
-	if old := before.AvatarFileID; old != "" && old != fileID {
-		s.discardFile(ctx, old)
-	}
-	return u, nil
-}
-
-func stripe(key string, n int) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % uint32(n))
-}
-
-// discardFile removes a file nothing points at any more. It outlives the
-// request: a client hanging up must not leave the file behind.
-func (s *server) discardFile(ctx context.Context, id string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	if err := s.files.DeleteFile(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("remove unused file", "file", id, "err", err)
-	}
-}
-
-type uploadSpec struct {
-	owner      string
-	kind       string
-	limit      int64
-	onlyImages bool
+	return nil
 }
 
 // receiveFile streams the one file of a multipart/form-data body (field
-// "file") into the store, never holding it whole: the parts are read as they
-// arrive (no ParseMultipartForm, which buffers to memory and disk), and the
-// file part goes to the store chunk by chunk, held to the exact limit.
-func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, spec uploadSpec) (f *store.File, err error) {
+// "file") into the file service, never holding it whole: the parts are read
+// as they arrive (no ParseMultipartForm, which buffers to memory and disk),
+// and the file part goes on chunk by chunk, held to the exact limit.
+func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, owner, kind string, limit int64) (f *store.File, err error) {
 	mt, params, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if perr != nil || mt != "multipart/form-data" {
 		return nil, apperr.New(apperr.UnsupportedMediaType, `the body must be multipart/form-data with the file in field "file"`)
@@ -165,18 +87,18 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, spec upload
 	if params["boundary"] == "" {
 		return nil, apperr.New(apperr.InvalidInput, "the multipart body has no boundary")
 	}
-	if r.ContentLength > spec.limit+multipartSlack {
+	if r.ContentLength > limit+multipartSlack {
 		// Refused unread: the server then closes the connection after the
 		// answer (and a client waiting on "Expect: 100-continue" never
 		// sends the body at all).
 		w.Header().Set("Connection", "close")
-		return nil, tooLarge(spec.limit)
+		return nil, tooLarge(limit)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, spec.limit+multipartSlack)
+	r.Body = http.MaxBytesReader(w, r.Body, limit+multipartSlack)
 	defer func() {
 		if err != nil {
 			if f != nil {
-				s.discardFile(r.Context(), f.ID)
+				s.files.Discard(r.Context(), f.ID)
 				f = nil
 			}
 			drainBody(w, r.Body)
@@ -192,7 +114,7 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, spec upload
 			break
 		}
 		if err != nil {
-			return f, bodyError(err, spec.limit)
+			return f, bodyError(err, limit)
 		}
 		// Other form fields are skipped: NextPart reads past them, within
 		// the body's limit.
@@ -205,7 +127,7 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, spec upload
 		if f != nil {
 			return f, apperr.Field("file", "exactly one file per request")
 		}
-		if f, err = s.storePart(r.Context(), part, spec); err != nil {
+		if f, err = s.storePart(r.Context(), part, owner, kind, limit); err != nil {
 			return nil, err
 		}
 	}
@@ -215,44 +137,20 @@ func (s *server) receiveFile(w http.ResponseWriter, r *http.Request, spec upload
 	return f, nil
 }
 
-// storePart sniffs the part's type from its first bytes, then streams it
-// into a new file.
-func (s *server) storePart(ctx context.Context, part *multipart.Part, spec uploadSpec) (*store.File, error) {
-	body := &limitedPart{r: part, left: spec.limit}
-	head := make([]byte, 512)       // all http.DetectContentType looks at
-	n, _ := io.ReadFull(body, head) // short is fine: a small file
-	if body.err != nil {
-		return nil, bodyError(body.err, spec.limit)
-	}
-	head = head[:n]
-	if n == 0 {
-		return nil, apperr.Field("file", "must not be empty")
-	}
-	// The type comes from the bytes alone: the part's Content-Type and the
-	// file name are the client's word, and a lie there (HTML sent as
-	// image/png) would otherwise be served back as such.
-	ctype := http.DetectContentType(head)
-	if spec.onlyImages && !isRasterImage(ctype) {
-		return nil, apperr.New(apperr.UnsupportedMediaType, "an avatar must be a png, jpeg, gif or webp image")
-	}
+// storePart hands one file part to the file service, held to limit.
+func (s *server) storePart(ctx context.Context, part *multipart.Part, owner, kind string, limit int64) (*store.File, error) {
+	body := &limitedPart{r: part, left: limit}
 	_, params, _ := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
-	f := &store.File{
-		ID:          store.NewID(),
-		OwnerID:     spec.owner,
-		Name:        cleanFileName(params["filename"]),
-		ContentType: ctype,
-		Kind:        spec.kind,
-		CreatedAt:   time.Now().UTC(),
-	}
-	if err := s.files.CreateFile(ctx, f, io.MultiReader(bytes.NewReader(head), body)); err != nil {
-		// The store removes what it wrote when the reader fails; what
-		// remains is to say whose fault it was.
-		if body.err != nil {
-			return nil, bodyError(body.err, spec.limit)
+	f, err := s.files.Create(ctx, owner, kind, params["filename"], body)
+	// A failed read of the body is the client's doing, whatever the service
+	// made of it.
+	if body.err != nil {
+		if err == nil {
+			s.files.Discard(ctx, f.ID)
 		}
-		return nil, err
+		return nil, bodyError(body.err, limit)
 	}
-	return f, nil
+	return f, err
 }
 
 // limitedPart reads a file part and fails as soon as it yields more than
@@ -318,56 +216,13 @@ func drainBody(w http.ResponseWriter, body io.Reader) {
 	}
 }
 
-// cleanFileName keeps a client's file name for display only: no path
-// (clients send "C:\dir\x.png" or "../x"), no control or bidirectional
-// override characters (which disguise "gpj.exe" as "exe.jpg"), valid UTF-8,
-// and at most maxNameBytes, keeping the extension when it can.
-func cleanFileName(raw string) string {
-	name := strings.ToValidUTF8(raw, "\uFFFD")
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.In(r, unicode.Bidi_Control, unicode.Zl, unicode.Zp) {
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(name)
-	if name == "." || name == ".." {
-		name = ""
-	}
-	if len(name) > maxNameBytes {
-		ext := path.Ext(name)
-		if len(ext) > 16 || len(ext) == len(name) {
-			ext = ""
-		}
-		name = strings.TrimSpace(cutUTF8(name[:len(name)-len(ext)], maxNameBytes-len(ext))) + ext
-	}
-	if name == "" {
-		return "file"
-	}
-	return name
-}
-
-// cutUTF8 shortens s to at most n bytes without splitting a character.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
 // contentDisposition names the file for the browser (RFC 6266: an ASCII
 // filename for old clients, filename* in UTF-8 per RFC 5987) and makes every
 // type but a raster image a download, so nothing uploaded is ever rendered
 // as a page of this origin.
 func contentDisposition(f *store.File) string {
 	disp := "attachment"
-	if isRasterImage(f.ContentType) {
+	if files.IsRasterImage(f.ContentType) {
 		disp = "inline"
 	}
 	var ascii, ext strings.Builder
@@ -397,82 +252,20 @@ func isAttrChar(b byte) bool {
 	return strings.IndexByte("!#$&+-.^_`|~", b) >= 0
 }
 
-func (s *server) getFile(w http.ResponseWriter, r *http.Request) {
-	f, err := s.readableFile(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"))
+func (s *server) getFile(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.files.Readable(r.Context(), identityFrom(r.Context()).UserID, chi.URLParam(r, "id"))
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	// The bytes under an id never change, and whoever got them once may
 	// keep them: a private cache may hold them a day.
-	s.serveFile(w, r, f, "private, max-age=86400")
+	return s.serveFile(w, r, f, "private, max-age=86400")
 }
 
-// readableFile is the file if userID may read it: its uploader, or a member
-// of a chat with a message that references it. Anything else answers
-// not_found, so a file's existence is not leaked.
-func (s *server) readableFile(ctx context.Context, userID, id string) (*store.File, error) {
-	notFound := apperr.New(apperr.NotFound, "no such file")
-	if !store.ValidID(id) {
-		return nil, notFound
-	}
-	f, err := s.files.FileByID(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound
-	}
+func (s *server) getAvatar(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.files.Avatar(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
-		return nil, err
-	}
-	if f.OwnerID == userID {
-		return f, nil
-	}
-	chats, err := s.files.ChatsByMember(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	if len(chats) == 0 {
-		return nil, notFound
-	}
-	ids := make([]string, len(chats))
-	for i := range chats {
-		ids[i] = chats[i].ID
-	}
-	ok, err := s.files.FileReferenced(ctx, id, ids)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, notFound
-	}
-	return f, nil
-}
-
-func (s *server) getAvatar(w http.ResponseWriter, r *http.Request) {
-	notFound := apperr.New(apperr.NotFound, "no such avatar")
-	uid := chi.URLParam(r, "id")
-	if !store.ValidID(uid) {
-		writeError(w, r, s.log, notFound)
-		return
-	}
-	u, err := s.users.UserByID(r.Context(), uid)
-	if errors.Is(err, store.ErrNotFound) {
-		err = notFound
-	}
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	if u.AvatarFileID == "" {
-		writeError(w, r, s.log, notFound)
-		return
-	}
-	f, err := s.files.FileByID(r.Context(), u.AvatarFileID)
-	if errors.Is(err, store.ErrNotFound) { // replaced meanwhile
-		err = notFound
-	}
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	// avatarUrl carries ?v=<fileId>, so that URL always means these
 	// bytes and may be cached for good; any other URL of the avatar must
@@ -481,19 +274,15 @@ func (s *server) getAvatar(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("v") == f.ID {
 		cache = "private, max-age=31536000, immutable"
 	}
-	s.serveFile(w, r, f, cache)
+	return s.serveFile(w, r, f, cache)
 }
 
 // serveFile streams f with http.ServeContent on the store's seekable reader,
 // which brings Range (206, 416), conditional requests and Content-Length.
-func (s *server) serveFile(w http.ResponseWriter, r *http.Request, f *store.File, cacheControl string) {
-	rd, err := s.files.OpenFile(r.Context(), f.ID)
-	if errors.Is(err, store.ErrNotFound) { // deleted since FileByID
-		err = apperr.Wrap(apperr.NotFound, "no such file", err)
-	}
+func (s *server) serveFile(w http.ResponseWriter, r *http.Request, f *store.File, cacheControl string) error {
+	rd, err := s.files.Open(r.Context(), f)
 	if err != nil {
-		writeError(w, r, s.log, err)
-		return
+		return err
 	}
 	defer rd.Close()
 	ctype := f.ContentType
@@ -510,6 +299,7 @@ func (s *server) serveFile(w http.ResponseWriter, r *http.Request, f *store.File
 	h.Set("ETag", `"`+f.ID+`"`)
 	h.Set("Cache-Control", cacheControl)
 	http.ServeContent(&contractErrorWriter{ResponseWriter: w, r: r, s: s}, r, "", f.CreatedAt, rd)
+	return nil
 }
 
 // contractErrorWriter turns the plain-text errors http.ServeContent writes
@@ -527,22 +317,21 @@ func (c *contractErrorWriter) WriteHeader(code int) {
 		return
 	}
 	c.failed = true
-	var e *apperr.Error
+	var err error
 	switch {
 	case code == http.StatusRequestedRangeNotSatisfiable:
-		e = &apperr.Error{Code: apperr.InvalidInput, Message: "the requested range is not satisfiable", Status: code}
+		err = &apperr.Error{Code: apperr.InvalidInput, Message: "the requested range is not satisfiable", Status: code}
 	case code < 500:
-		e = &apperr.Error{Code: apperr.InvalidInput, Message: http.StatusText(code), Status: code}
+		err = &apperr.Error{Code: apperr.InvalidInput, Message: http.StatusText(code), Status: code}
 	default:
-		c.s.log.Error("serving a file failed", "path", c.r.URL.Path, "status", code)
-		e = apperr.New(apperr.Internal, "internal error")
+		err = fmt.Errorf("serving a file failed with status %d", code) // logged, answered internal
 	}
 	// Content-Range (bytes */size) stays: it tells a 416's client the size.
 	h := c.Header()
 	for _, k := range []string{"Content-Disposition", "ETag", "Last-Modified", "Cache-Control", "Content-Length"} {
 		h.Del(k)
 	}
-	writeJSON(c.ResponseWriter, e.HTTPStatus(), e.Body())
+	writeError(c.ResponseWriter, c.r, c.s.log, err)
 }
 
 func (c *contractErrorWriter) Write(b []byte) (int, error) {

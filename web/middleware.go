@@ -108,25 +108,9 @@ func identityFrom(ctx context.Context) auth.Identity {
 	return id
 }
 
-// TokenFromRequest finds a credential: the Authorization header first, then
-// the token cookie.
-func TokenFromRequest(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
-	}
-	if c, err := r.Cookie(cookieName); err == nil {
-		return c.Value
-	}
-	return ""
-}
-
 func (s *server) requireAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := s.accounts.Authenticate(r.Context(), TokenFromRequest(r))
+		id, err := s.accounts.Authenticate(r.Context(), auth.TokenFromRequest(r))
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return

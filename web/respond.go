@@ -22,8 +22,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeError answers err in the contract's shape. Internal causes are logged,
-// never sent.
+// handle adapts a handler that returns an error: a nil error means the
+// handler answered; any other is answered by writeError.
+func (s *server) handle(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, r, s.log, err)
+		}
+	}
+}
+
+// writeError answers err in the contract's shape: the one place an error
+// becomes the contract's error body. Internal causes are logged, never sent.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := apperr.From(err)
 	if e.Code == apperr.Internal || e.Code == apperr.Unavailable {

@@ -1,13 +1,13 @@
 // Package web is Parley's HTTP face: the chi router, REST handlers, CORS and
-// the embedded client. Handlers decode, call a domain service, and map
-// errors to the contract in one place (writeError).
+// the embedded client. Handlers decode, call a domain service (auth, chat,
+// files) through the small interfaces declared here, and return an error;
+// handle turns it into the contract's error body in one place.
 package web
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -16,8 +16,9 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/apperr"
-	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 )
 
@@ -42,18 +43,34 @@ type UserStore interface {
 	SearchUsers(ctx context.Context, prefix string, limit int) ([]store.User, error)
 }
 
+// Accounts is the one way in to accounts and sessions; *auth.Accounts
+// implements it.
+type Accounts interface {
+	Signup(ctx context.Context, in auth.SignupInput) (*auth.Grant, error)
+	Login(ctx context.Context, login, password, client, userAgent string) (*auth.Grant, error)
+	Authenticate(ctx context.Context, token string) (auth.Identity, error)
+	UpdateProfile(ctx context.Context, who auth.Identity, in auth.ProfileInput) (*store.User, error)
+	Logout(ctx context.Context, who auth.Identity) error
+	LogoutAll(ctx context.Context, who auth.Identity) error
+	Sessions(ctx context.Context, who auth.Identity) ([]store.Session, error)
+	EndSession(ctx context.Context, who auth.Identity, sid string) error
+}
+
+var (
+	_ Accounts    = (*auth.Accounts)(nil)
+	_ ChatService = (*chat.Service)(nil)
+	_ Files       = (*files.Service)(nil)
+)
+
 // Deps is what the router needs.
 type Deps struct {
 	Log      *slog.Logger
-	Accounts *auth.Accounts
-	Sessions *session.Manager
+	Accounts Accounts
 	Users    UserStore
 	Presence Presence
 	Chats    ChatService
 	// Files keeps uploads and avatars; nil leaves those routes out.
-	Files FileStore
-	// UploadMaxBytes and AvatarMaxBytes bound one upload (0: 25 MiB, 5 MiB).
-	UploadMaxBytes, AvatarMaxBytes int64
+	Files Files
 	// Ready lists what /readyz pings (database, cache).
 	Ready map[string]Pinger
 	// Registry serves /metrics; Metrics is registered on it.
@@ -61,12 +78,14 @@ type Deps struct {
 	// CORSOrigins: empty allows any origin without credentials; otherwise
 	// exactly these origins, with credentials.
 	CORSOrigins []string
-	// SecureCookies marks the token cookie Secure (behind TLS).
+	// SecureCookies marks the token cookie Secure (COOKIE_SECURE: behind a
+	// TLS proxy); a request that arrives over TLS gets a Secure one anyway.
 	SecureCookies bool
 	// Socket serves Socket.IO at /socket.io/; it answers CORS itself.
 	Socket http.Handler
-	// Mount adds routes owned by other packages under /api (the MERN API).
-	Mount []func(r chi.Router, authed func(http.Handler) http.Handler)
+	// APIs are further APIs on the same router under /api, each with its
+	// own routes, auth and error shape (the MERN app's, package mern).
+	APIs []func(r chi.Router)
 	// WebRoot, when set, is a folder with a built single-page app served
 	// at / instead of the embedded client.
 	WebRoot string
@@ -74,63 +93,59 @@ type Deps struct {
 
 type server struct {
 	log           *slog.Logger
-	accounts      *auth.Accounts
-	sessions      *session.Manager
+	accounts      Accounts
 	users         UserStore
 	presence      Presence
 	chats         ChatService
 	ready         map[string]Pinger
 	metrics       *Metrics
 	secureCookies bool
-	files         FileStore
-	uploadMax     int64
-	avatarMax     int64
-	avatarMu      [16]sync.Mutex // see setAvatar
+	files         Files
 }
 
 // NewRouter returns the whole HTTP handler.
 func NewRouter(d Deps) http.Handler {
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
 	s := &server{
-		log: d.Log, accounts: d.Accounts, sessions: d.Sessions, users: d.Users, presence: d.Presence,
+		log: d.Log, accounts: d.Accounts, users: d.Users, presence: d.Presence,
 		chats: d.Chats, ready: d.Ready, metrics: NewMetrics(d.Registry), secureCookies: d.SecureCookies,
-		files: d.Files, uploadMax: d.UploadMaxBytes, avatarMax: d.AvatarMaxBytes,
+		files: d.Files,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.presence == nil {
 		s.presence = noPresence{}
 	}
-	if s.uploadMax <= 0 {
-		s.uploadMax = defaultUploadMax
-	}
-	if s.avatarMax <= 0 {
-		s.avatarMax = defaultAvatarMax
-	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.observe)
-	notFound := func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, s.log, apperr.New(apperr.NotFound, "no such route"))
-	}
-	r.NotFound(notFound)
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, apperr.New(apperr.InvalidInput, "method not allowed").Body())
+	notFound := s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return apperr.New(apperr.NotFound, "no such route")
 	})
+	r.NotFound(notFound)
+	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &apperr.Error{Code: apperr.InvalidInput, Message: "method not allowed", Status: http.StatusMethodNotAllowed}
+	}))
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 
 	r.Route("/api", func(r chi.Router) {
-		r.Post("/auth/signup", s.signup)
-		r.Post("/auth/login", s.login)
+		r.Post("/auth/signup", s.handle(s.signup))
+		r.Post("/auth/login", s.handle(s.login))
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireAuth)
-			r.Post("/auth/logout", s.logout)
-			r.Post("/auth/logout-all", s.logoutAll)
-			r.Get("/auth/sessions", s.listSessions)
-			r.Delete("/auth/sessions/{id}", s.endSession)
-			r.Get("/me", s.getMe)
-			r.Patch("/me", s.patchMe)
-			r.Get("/users", s.searchUsers)
-			r.Get("/users/{id}", s.getUser)
+			r.Post("/auth/logout", s.handle(s.logout))
+			r.Post("/auth/logout-all", s.handle(s.logoutAll))
+			r.Get("/auth/sessions", s.handle(s.listSessions))
+			r.Delete("/auth/sessions/{id}", s.handle(s.endSession))
+			r.Get("/me", s.handle(s.getMe))
+			r.Patch("/me", s.handle(s.patchMe))
+			r.Get("/users", s.handle(s.searchUsers))
+			r.Get("/users/{id}", s.handle(s.getUser))
 			if s.chats != nil {
 				s.chatRoutes(r)
 			}
@@ -138,8 +153,8 @@ func NewRouter(d Deps) http.Handler {
 				s.fileRoutes(r)
 			}
 		})
-		for _, m := range d.Mount {
-			m(r, s.requireAuth)
+		for _, api := range d.APIs {
+			api(r)
 		}
 	})
 

@@ -1,6 +1,8 @@
-// Package wire holds the JSON shapes of the contract's objects, shared by
-// the REST handlers and the socket events so both speak exactly alike.
-// Every field is always present; empty values are null.
+// Package wire owns what goes on the wire: the JSON shape of every object
+// and event of the contract. The chat service's broadcasts, the socket acks
+// and the REST answers all render through it, so they speak exactly alike;
+// services return domain records (store types, chat.View) and their callers
+// render them here. Every field is always present; empty values are null.
 package wire
 
 import (
@@ -131,6 +133,48 @@ func NewMessage(m *store.Message) Message {
 		ID: m.ID, ChatID: m.ChatID, Seq: m.Seq, SenderID: m.SenderID, Text: nullable(m.Text),
 		Attachments: atts, ClientMsgID: nullable(m.ClientMsgID), CreatedAt: Time{m.CreatedAt},
 	}
+}
+
+// History is a page of a chat's messages, as REST answers it and as the
+// chat:history ack carries it (beside "ok").
+type History struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"hasMore"`
+}
+
+// NewHistory renders a page of messages.
+func NewHistory(msgs []store.Message, more bool) History {
+	out := make([]Message, len(msgs))
+	for i := range msgs {
+		out[i] = NewMessage(&msgs[i])
+	}
+	return History{Messages: out, HasMore: more}
+}
+
+// Read is the message:read event.
+type Read struct {
+	ChatID string `json:"chatId"`
+	UserID string `json:"userId"`
+	Seq    int64  `json:"seq"`
+}
+
+// Typing is the typing event.
+type Typing struct {
+	ChatID   string `json:"chatId"`
+	UserID   string `json:"userId"`
+	IsTyping bool   `json:"isTyping"`
+}
+
+// ChatRemoved is the chat:removed event.
+type ChatRemoved struct {
+	ChatID string `json:"chatId"`
+}
+
+// Presence is the presence event and one entry of the presence:get ack.
+type Presence struct {
+	UserID     string `json:"userId"`
+	Online     bool   `json:"online"`
+	LastSeenAt Time   `json:"lastSeenAt"`
 }
 
 // File is the file object.

@@ -21,7 +21,7 @@ type messageDoc struct {
 	Seq      int64  `bson:"seq"`
 	SenderID string `bson:"senderId"`
 	Text     string `bson:"text"`
-	// Attachments is never nil on write so FileReferenced's "attachments.id"
+	// Attachments is never nil on write so ChatsWithFile's "attachments.id"
 	// always walks an array.
 	Attachments []attachmentDoc `bson:"attachments"`
 	// ClientMsgID is the unique index key, never empty: see clientKey.
@@ -289,16 +289,31 @@ func (s *Store) CountUnread(ctx context.Context, chatID, userID string, afterSeq
 	return int(n), nil
 }
 
-func (s *Store) FileReferenced(ctx context.Context, fileID string, chatIDs []string) (bool, error) {
-	if len(chatIDs) == 0 {
-		return false, nil
-	}
-	ok, err := exists(ctx, s.messages, bson.D{
-		{Key: "attachments.id", Value: fileID},
-		{Key: "chatId", Value: bson.D{{Key: "$in", Value: chatIDs}}},
-	})
+func (s *Store) ChatsWithFile(ctx context.Context, fileID string, limit int) ([]string, error) {
+	// Distinct would be one call, but FerretDB pushes down only _id either
+	// way; reading chatId alone keeps the transfer small.
+	cur, err := s.messages.Find(ctx, bson.D{{Key: "attachments.id", Value: fileID}},
+		options.Find().SetProjection(bson.D{{Key: "chatId", Value: 1}}))
 	if err != nil {
-		return false, fmt.Errorf("mongo: look for file %q in messages: %w", fileID, err)
+		return nil, fmt.Errorf("mongo: look for file %q in messages: %w", fileID, err)
 	}
-	return ok, nil
+	defer cur.Close(ctx)
+	seen := map[string]bool{}
+	var ids []string
+	for len(ids) < limit && cur.Next(ctx) {
+		var doc struct {
+			ChatID string `bson:"chatId"`
+		}
+		if err := cur.Decode(&doc); err != nil {
+			return nil, fmt.Errorf("mongo: look for file %q in messages: %w", fileID, err)
+		}
+		if !seen[doc.ChatID] {
+			seen[doc.ChatID] = true
+			ids = append(ids, doc.ChatID)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("mongo: look for file %q in messages: %w", fileID, err)
+	}
+	return ids, nil
 }

@@ -223,18 +223,22 @@ func (s *Store) CountUnread(ctx context.Context, chatID, userID string, afterSeq
 	return n, nil
 }
 
-func (s *Store) FileReferenced(ctx context.Context, fileID string, chatIDs []string) (bool, error) {
-	if len(chatIDs) == 0 {
-		return false, nil
-	}
-	var found bool
-	err := s.r.QueryRowContext(ctx, `
-		SELECT EXISTS (
-			SELECT 1 FROM message_files
-			WHERE file_id = ? AND chat_id IN (SELECT value FROM json_each(?)))`,
-		fileID, idList(chatIDs)).Scan(&found)
+func (s *Store) ChatsWithFile(ctx context.Context, fileID string, limit int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT chat_id FROM message_files WHERE file_id = ? LIMIT ?`, fileID, limit)
 	if err != nil {
-		return false, wrap("file referenced", err)
+		return nil, wrap("chats with file", err)
 	}
-	return found, nil
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap("chats with file", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("chats with file", err)
+	}
+	return ids, nil
 }

@@ -211,7 +211,7 @@ CREATE UNIQUE INDEX messages_chat_seq ON messages (chat_id, seq);
 CREATE UNIQUE INDEX messages_client_msg_id ON messages (chat_id, sender_id, client_msg_id)
 	WHERE client_msg_id IS NOT NULL;
 
--- Which chats carry which file, so FileReferenced is an index lookup rather
+-- Which chats carry which file, so ChatsWithFile is an index lookup rather
 -- than a scan of every attachment list in the chats.
 CREATE TABLE message_files (
 	file_id TEXT NOT NULL,

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -374,7 +375,7 @@ func testMessages(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
-	t.Run("FileReferenced", func(t *testing.T) {
+	t.Run("ChatsWithFile", func(t *testing.T) {
 		s := open(t)
 		a, b, u1, _ := twoChats(t, s)
 		c := createChat(t, s, newGroup("c", u1)).ID
@@ -382,29 +383,37 @@ func testMessages(t *testing.T, open func(t *testing.T) store.Store) {
 		m1 := newMessage(a, u1, 1, "")
 		m1.Attachments = []store.Attachment{{ID: f1, Name: "one"}}
 		m2 := newMessage(b, u1, 1, "")
-		m2.Attachments = []store.Attachment{{ID: f3, Name: "three"}, {ID: f2, Name: "two"}}
-		insert(t, s, m1, m2, newMessage(c, u1, 1, ""))
+		m2.Attachments = []store.Attachment{{ID: f3, Name: "three"}, {ID: f2, Name: "two"}, {ID: f1, Name: "one"}}
+		m3 := newMessage(b, u1, 2, "")
+		m3.Attachments = []store.Attachment{{ID: f1, Name: "one again"}}
+		insert(t, s, m1, m2, m3, newMessage(c, u1, 1, ""))
 
 		cases := []struct {
 			name  string
 			file  string
-			chats []string
-			want  bool
+			limit int
+			want  []string
 		}{
-			{"in chat", f1, []string{a}, true},
-			{"in one of chats", f1, []string{c, b, a}, true},
-			{"second attachment", f2, []string{b}, true},
-			{"not in these chats", f1, []string{b, c}, false},
-			{"no chats", f1, nil, false},
-			{"unknown file", store.NewID(), []string{a, b, c}, false},
-			{"unknown chat", f1, []string{store.NewID()}, false},
+			{"in two chats, each once", f1, 10, []string{a, b}},
+			{"second attachment", f2, 10, []string{b}},
+			{"limited", f1, 1, nil},
+			{"unknown file", store.NewID(), 10, nil},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				got, err := s.FileReferenced(t.Context(), tc.file, tc.chats)
-				must(t, "FileReferenced", err)
-				if got != tc.want {
-					t.Errorf("FileReferenced = %v, want %v", got, tc.want)
+				got, err := s.ChatsWithFile(t.Context(), tc.file, tc.limit)
+				must(t, "ChatsWithFile", err)
+				if tc.name == "limited" {
+					if len(got) != 1 || (got[0] != a && got[0] != b) {
+						t.Errorf("ChatsWithFile(limit 1) = %v, want one of %v", got, []string{a, b})
+					}
+					return
+				}
+				slices.Sort(got)
+				want := slices.Clone(tc.want)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("ChatsWithFile = %v, want %v", got, want)
 				}
 			})
 		}

@@ -1,4 +1,4 @@
-package main
+package chat_test
 
 // End-to-end tests of chats and messages: the real server, real sockets
 // (the raw Engine.IO client in internal/testenv/sioraw), asserting what users
@@ -18,10 +18,11 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/internal/testenv/sioraw"
+	"github.com/parley-chat/parley/internal/testenv/stack"
 )
 
 // connectSock opens a websocket and connects the namespace as token.
-func connectSock(t *testing.T, srv *testServer, token string) *sioraw.Client {
+func connectSock(t *testing.T, srv *stack.Server, token string) *sioraw.Client {
 	t.Helper()
 	c := sioraw.Dial(t, srv.URL, "", nil)
 	c.MustConnect(token)
@@ -29,13 +30,13 @@ func connectSock(t *testing.T, srv *testServer, token string) *sioraw.Client {
 }
 
 // newGroupChat creates a group owned by owner and returns its id.
-func newGroupChat(t *testing.T, srv *testServer, owner account, name string, members ...account) string {
+func newGroupChat(t *testing.T, srv *stack.Server, owner stack.Account, name string, members ...stack.Account) string {
 	t.Helper()
 	ids := make([]string, len(members))
 	for i, m := range members {
 		ids[i] = m.ID
 	}
-	r := call(t, "POST", srv.URL+"/api/chats", owner.Token, map[string]any{"type": "group", "name": name, "memberIds": ids})
+	r := stack.Call(t, "POST", srv.URL+"/api/chats", owner.Token, map[string]any{"type": "group", "name": name, "memberIds": ids})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("create group: %d %s", r.Status, r.Raw)
 	}
@@ -43,9 +44,9 @@ func newGroupChat(t *testing.T, srv *testServer, owner account, name string, mem
 }
 
 // newDirectChat returns the direct chat of a and b.
-func newDirectChat(t *testing.T, srv *testServer, a, b account) string {
+func newDirectChat(t *testing.T, srv *stack.Server, a, b stack.Account) string {
 	t.Helper()
-	r := call(t, "POST", srv.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
+	r := stack.Call(t, "POST", srv.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
 	if r.Status != http.StatusCreated && r.Status != http.StatusOK {
 		t.Fatalf("create direct chat: %d %s", r.Status, r.Raw)
 	}
@@ -53,9 +54,9 @@ func newDirectChat(t *testing.T, srv *testServer, a, b account) string {
 }
 
 // postMessage sends over REST and fails unless the answer is want.
-func postMessage(t *testing.T, srv *testServer, token, chatID string, body map[string]any, want int) map[string]any {
+func postMessage(t *testing.T, srv *stack.Server, token, chatID string, body map[string]any, want int) map[string]any {
 	t.Helper()
-	r := call(t, "POST", srv.URL+"/api/chats/"+chatID+"/messages", token, body)
+	r := stack.Call(t, "POST", srv.URL+"/api/chats/"+chatID+"/messages", token, body)
 	if r.Status != want {
 		t.Fatalf("POST message %v: %d %s, want %d", body, r.Status, r.Raw, want)
 	}
@@ -95,9 +96,9 @@ func wantAckError(t *testing.T, what string, ack map[string]any, code string) {
 }
 
 // wantRESTError checks an error answer's status and code.
-func wantRESTError(t *testing.T, what string, r response, status int, code string) {
+func wantRESTError(t *testing.T, what string, r stack.Response, status int, code string) {
 	t.Helper()
-	if r.Status != status || r.errorCode() != code {
+	if r.Status != status || r.ErrorCode() != code {
 		t.Fatalf("%s: %d %s, want %d %s", what, r.Status, r.Raw, status, code)
 	}
 }
@@ -122,12 +123,12 @@ func chatIs(chatID string) func(map[string]any) bool {
 
 // fullHistory pages a chat's history newest to oldest over REST, 100 at a
 // time, and returns it in ascending seq.
-func fullHistory(t *testing.T, srv *testServer, token, chatID string) []map[string]any {
+func fullHistory(t *testing.T, srv *stack.Server, token, chatID string) []map[string]any {
 	t.Helper()
 	var all []map[string]any
 	url := srv.URL + "/api/chats/" + chatID + "/messages?limit=100"
 	for page := 0; ; page++ {
-		r := call(t, "GET", url, token, nil)
+		r := stack.Call(t, "GET", url, token, nil)
 		if r.Status != http.StatusOK {
 			t.Fatalf("history: %d %s", r.Status, r.Raw)
 		}
@@ -185,10 +186,10 @@ func restPost(url, token string, body any) (int, map[string]any, error) {
 // promises it: all but those its own socket sent.
 func TestSeqConcurrentSenders(t *testing.T) {
 	const perSender = 40
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		users := make([]account, 5)
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		users := make([]stack.Account, 5)
 		for i := range users {
-			users[i] = signup(t, srv, fmt.Sprintf("seq%d", i))
+			users[i] = stack.Signup(t, srv.URL, fmt.Sprintf("seq%d", i))
 		}
 		chatID := newGroupChat(t, srv, users[0], "busy", users[1:]...)
 
@@ -331,8 +332,8 @@ func senderSock(u int) int {
 // chat is one message, whether retried in sequence, sent twice at once,
 // across REST and socket, or after a reconnect.
 func TestIdempotentSend(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		a, b := signup(t, srv, "idem_a"), signup(t, srv, "idem_b")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a, b := stack.Signup(t, srv.URL, "idem_a"), stack.Signup(t, srv.URL, "idem_b")
 		chatID := newDirectChat(t, srv, a, b)
 		a1, a2 := connectSock(t, srv, a.Token), connectSock(t, srv, a.Token)
 		bs := connectSock(t, srv, b.Token)
@@ -397,7 +398,7 @@ func TestIdempotentSend(t *testing.T) {
 		if other := sendSock(t, bs, chatID, "b's k1", "k1"); other["id"] == first["id"] {
 			t.Fatal("B's clientMsgId k1 returned A's message")
 		}
-		c := signup(t, srv, "idem_c")
+		c := stack.Signup(t, srv.URL, "idem_c")
 		otherChat := newDirectChat(t, srv, a, c)
 		if other := sendSock(t, a3, otherChat, "k1 elsewhere", "k1"); other["id"] == first["id"] {
 			t.Fatal("k1 in another chat returned the first chat's message")
@@ -434,8 +435,8 @@ func TestIdempotentSend(t *testing.T) {
 // malformed input is invalid_input, bad ids are not_found, and none of it
 // disconnects anyone.
 func TestNonMemberAndMalformed(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		a, b, x := signup(t, srv, "nm_a"), signup(t, srv, "nm_b"), signup(t, srv, "nm_x")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a, b, x := stack.Signup(t, srv.URL, "nm_a"), stack.Signup(t, srv.URL, "nm_b"), stack.Signup(t, srv.URL, "nm_x")
 		chatID := newGroupChat(t, srv, a, "members only", b)
 		as, bs, xs := connectSock(t, srv, a.Token), connectSock(t, srv, b.Token), connectSock(t, srv, x.Token)
 		sendSock(t, as, chatID, "secret", "")
@@ -472,7 +473,7 @@ func TestNonMemberAndMalformed(t *testing.T) {
 				{"POST", base + "/members", map[string]any{"userIds": []string{who.ID}}},
 				{"DELETE", base + "/members/" + b.ID, nil},
 			} {
-				wantRESTError(t, name+" "+req.method+" "+req.url, call(t, req.method, req.url, who.Token, req.body), 404, "not_found")
+				wantRESTError(t, name+" "+req.method+" "+req.url, stack.Call(t, req.method, req.url, who.Token, req.body), 404, "not_found")
 			}
 		}
 		// Typing repeats past the throttle's budget are still the
@@ -481,7 +482,7 @@ func TestNonMemberAndMalformed(t *testing.T) {
 			wantAckError(t, fmt.Sprintf("outsider's typing repeat %d", i), xs.CallOne("typing", map[string]any{"chatId": chatID, "isTyping": true}), "not_found")
 		}
 		// The outsider was not let in by any of it.
-		if r := call(t, "GET", srv.URL+"/api/chats/"+chatID, a.Token, nil); r.Status != 200 || len(r.Body["members"].([]any)) != 2 || *strPtr(r.Body["name"]) != "members only" {
+		if r := stack.Call(t, "GET", srv.URL+"/api/chats/"+chatID, a.Token, nil); r.Status != 200 || len(r.Body["members"].([]any)) != 2 || *strPtr(r.Body["name"]) != "members only" {
 			t.Fatalf("chat after the outsider's attempts: %d %s", r.Status, r.Raw)
 		}
 
@@ -525,9 +526,9 @@ func TestNonMemberAndMalformed(t *testing.T) {
 			map[string]any{"text": strings.Repeat("a", 4001)}, map[string]any{"text": "hi", "clientMsgId": strings.Repeat("c", 65)},
 			"[1,2]", `"text"`, "null", "5",
 		} {
-			wantRESTError(t, fmt.Sprintf("POST messages %v", body), call(t, "POST", msgs, a.Token, body), 400, "invalid_input")
+			wantRESTError(t, fmt.Sprintf("POST messages %v", body), stack.Call(t, "POST", msgs, a.Token, body), 400, "invalid_input")
 		}
-		wantRESTError(t, "POST read seq x", call(t, "POST", srv.URL+"/api/chats/"+chatID+"/read", a.Token, map[string]any{"seq": "x"}), 400, "invalid_input")
+		wantRESTError(t, "POST read seq x", stack.Call(t, "POST", srv.URL+"/api/chats/"+chatID+"/read", a.Token, map[string]any{"seq": "x"}), 400, "invalid_input")
 
 		// The limits' edges are accepted: 4000 code points of four bytes
 		// each, and a 64-character clientMsgId.
@@ -564,8 +565,8 @@ func strPtr(v any) *string {
 // live sockets, and their rooms follow: a new member's socket gets the
 // chat's messages at once, a removed one's stops getting them.
 func TestMembershipLive(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		a, b, c := signup(t, srv, "mem_a"), signup(t, srv, "mem_b"), signup(t, srv, "mem_c")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a, b, c := stack.Signup(t, srv.URL, "mem_a"), stack.Signup(t, srv.URL, "mem_b"), stack.Signup(t, srv.URL, "mem_c")
 		direct := newDirectChat(t, srv, a, b) // the barrier chat, for later
 		as, bs, cs := connectSock(t, srv, a.Token), connectSock(t, srv, b.Token), connectSock(t, srv, c.Token)
 
@@ -581,7 +582,7 @@ func TestMembershipLive(t *testing.T) {
 
 		// Adding C: C hears chat:new and then the chat's messages; B hears
 		// chat:update with C in it.
-		r := call(t, "POST", srv.URL+"/api/chats/"+group+"/members", a.Token, map[string]any{"userIds": []string{c.ID}})
+		r := stack.Call(t, "POST", srv.URL+"/api/chats/"+group+"/members", a.Token, map[string]any{"userIds": []string{c.ID}})
 		if r.Status != 200 || len(r.Body["members"].([]any)) != 3 {
 			t.Fatalf("add C: %d %s", r.Status, r.Raw)
 		}
@@ -594,7 +595,7 @@ func TestMembershipLive(t *testing.T) {
 		bs.Payload("message:new", msgIn(group, "hello C"))
 
 		// Renaming: every member hears the new name.
-		if r := call(t, "PATCH", srv.URL+"/api/chats/"+group, a.Token, map[string]any{"name": "  renamed  "}); r.Status != 200 || r.Body["name"] != "renamed" {
+		if r := stack.Call(t, "PATCH", srv.URL+"/api/chats/"+group, a.Token, map[string]any{"name": "  renamed  "}); r.Status != 200 || r.Body["name"] != "renamed" {
 			t.Fatalf("rename: %d %s", r.Status, r.Raw)
 		}
 		for _, s := range []*sioraw.Client{as, bs, cs} {
@@ -602,15 +603,15 @@ func TestMembershipLive(t *testing.T) {
 		}
 
 		// A plain member manages nothing but itself.
-		wantRESTError(t, "member renames", call(t, "PATCH", srv.URL+"/api/chats/"+group, b.Token, map[string]any{"name": "mine"}), 403, "forbidden")
-		wantRESTError(t, "member adds", call(t, "POST", srv.URL+"/api/chats/"+group+"/members", b.Token, map[string]any{"userIds": []string{signup(t, srv, "mem_d").ID}}), 403, "forbidden")
-		wantRESTError(t, "member removes another", call(t, "DELETE", srv.URL+"/api/chats/"+group+"/members/"+c.ID, b.Token, nil), 403, "forbidden")
-		wantRESTError(t, "member removes the owner", call(t, "DELETE", srv.URL+"/api/chats/"+group+"/members/"+a.ID, b.Token, nil), 403, "forbidden")
+		wantRESTError(t, "member renames", stack.Call(t, "PATCH", srv.URL+"/api/chats/"+group, b.Token, map[string]any{"name": "mine"}), 403, "forbidden")
+		wantRESTError(t, "member adds", stack.Call(t, "POST", srv.URL+"/api/chats/"+group+"/members", b.Token, map[string]any{"userIds": []string{stack.Signup(t, srv.URL, "mem_d").ID}}), 403, "forbidden")
+		wantRESTError(t, "member removes another", stack.Call(t, "DELETE", srv.URL+"/api/chats/"+group+"/members/"+c.ID, b.Token, nil), 403, "forbidden")
+		wantRESTError(t, "member removes the owner", stack.Call(t, "DELETE", srv.URL+"/api/chats/"+group+"/members/"+a.ID, b.Token, nil), 403, "forbidden")
 		// A direct chat has no name or members to change.
-		wantRESTError(t, "rename a direct chat", call(t, "PATCH", srv.URL+"/api/chats/"+direct, a.Token, map[string]any{"name": "x"}), 400, "invalid_input")
+		wantRESTError(t, "rename a direct chat", stack.Call(t, "PATCH", srv.URL+"/api/chats/"+direct, a.Token, map[string]any{"name": "x"}), 400, "invalid_input")
 
 		// Removing B: B hears chat:removed, and its socket leaves the room.
-		if r := call(t, "DELETE", srv.URL+"/api/chats/"+group+"/members/"+b.ID, a.Token, nil); r.Status != 204 {
+		if r := stack.Call(t, "DELETE", srv.URL+"/api/chats/"+group+"/members/"+b.ID, a.Token, nil); r.Status != 204 {
 			t.Fatalf("remove B: %d %s", r.Status, r.Raw)
 		}
 		if rm := bs.Payload("chat:removed", func(m map[string]any) bool { return m["chatId"] == group }); len(rm) != 1 {
@@ -626,7 +627,7 @@ func TestMembershipLive(t *testing.T) {
 		bs.Payload("message:new", msgIn(direct, "barrier"))
 		bs.NoEvent("message:new", ofChat(group))
 		wantAckError(t, "removed member's history", bs.CallOne("chat:history", map[string]any{"chatId": group}), "not_found")
-		wantRESTError(t, "removed member's GET", call(t, "GET", srv.URL+"/api/chats/"+group, b.Token, nil), 404, "not_found")
+		wantRESTError(t, "removed member's GET", stack.Call(t, "GET", srv.URL+"/api/chats/"+group, b.Token, nil), 404, "not_found")
 		// A socket that connects now is not put back in the room either.
 		bs2 := connectSock(t, srv, b.Token)
 		sendSock(t, as, group, "later still", "")
@@ -635,25 +636,25 @@ func TestMembershipLive(t *testing.T) {
 		bs2.NoEvent("message:new", ofChat(group))
 
 		// A plain member may leave.
-		if r := call(t, "DELETE", srv.URL+"/api/chats/"+group+"/members/"+c.ID, c.Token, nil); r.Status != 204 {
+		if r := stack.Call(t, "DELETE", srv.URL+"/api/chats/"+group+"/members/"+c.ID, c.Token, nil); r.Status != 204 {
 			t.Fatalf("C leaves: %d %s", r.Status, r.Raw)
 		}
 		cs.Payload("chat:removed", func(m map[string]any) bool { return m["chatId"] == group })
 		if upd := as.Payload("chat:update", func(m map[string]any) bool { return m["id"] == group && len(m["members"].([]any)) == 1 }); upd == nil {
 			t.Fatal("no chat:update for the owner")
 		}
-		wantRESTError(t, "C after leaving", call(t, "GET", srv.URL+"/api/chats/"+group+"/messages", c.Token, nil), 404, "not_found")
+		wantRESTError(t, "C after leaving", stack.Call(t, "GET", srv.URL+"/api/chats/"+group+"/messages", c.Token, nil), 404, "not_found")
 	})
 }
 
 // TestDirectChats: a direct chat is one per pair, and only between two
 // real, different users.
 func TestDirectChats(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		a, b := signup(t, srv, "dir_a"), signup(t, srv, "dir_b")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a, b := stack.Signup(t, srv.URL, "dir_a"), stack.Signup(t, srv.URL, "dir_b")
 		bs := connectSock(t, srv, b.Token)
-		create := func(who account, userID any) response {
-			return call(t, "POST", srv.URL+"/api/chats", who.Token, map[string]any{"type": "direct", "userId": userID})
+		create := func(who stack.Account, userID any) stack.Response {
+			return stack.Call(t, "POST", srv.URL+"/api/chats", who.Token, map[string]any{"type": "direct", "userId": userID})
 		}
 		first := create(a, b.ID)
 		if first.Status != http.StatusCreated || first.Body["type"] != "direct" || first.Body["name"] != nil {
@@ -666,7 +667,7 @@ func TestDirectChats(t *testing.T) {
 		}
 		id := first.Body["id"].(string)
 		bs.Payload("chat:new", chatIs(id))
-		for _, r := range []response{create(a, b.ID), create(b, a.ID)} {
+		for _, r := range []stack.Response{create(a, b.ID), create(b, a.ID)} {
 			if r.Status != http.StatusOK || r.Body["id"] != id {
 				t.Fatalf("again: %d %s, want 200 with %s", r.Status, r.Raw, id)
 			}
@@ -676,7 +677,7 @@ func TestDirectChats(t *testing.T) {
 		wantRESTError(t, "malformed user id", create(a, "nobody"), 400, "invalid_input")
 		wantRESTError(t, "user id of the wrong type", create(a, 42), 400, "invalid_input")
 		// Exactly one chat came of it.
-		if r := call(t, "GET", srv.URL+"/api/chats", a.Token, nil); r.Status != 200 || len(r.Body["chats"].([]any)) != 1 {
+		if r := stack.Call(t, "GET", srv.URL+"/api/chats", a.Token, nil); r.Status != 200 || len(r.Body["chats"].([]any)) != 1 {
 			t.Fatalf("A's chats: %d %s", r.Status, r.Raw)
 		}
 	})
@@ -686,17 +687,17 @@ func TestDirectChats(t *testing.T) {
 // the last message, relay to everyone but the reading socket, and drive
 // unreadCount; the chat list is newest activity first.
 func TestReadReceiptsAndUnread(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		a, b := signup(t, srv, "rd_a"), signup(t, srv, "rd_b")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a, b := stack.Signup(t, srv.URL, "rd_a"), stack.Signup(t, srv.URL, "rd_b")
 		chatID := newGroupChat(t, srv, a, "reads", b)
 		quiet := newDirectChat(t, srv, a, b)
 		as, b1, b2 := connectSock(t, srv, a.Token), connectSock(t, srv, b.Token), connectSock(t, srv, b.Token)
 		for i := 1; i <= 3; i++ {
 			sendSock(t, as, chatID, fmt.Sprintf("m%d", i), "")
 		}
-		chatOf := func(who account, id string) map[string]any {
+		chatOf := func(who stack.Account, id string) map[string]any {
 			t.Helper()
-			r := call(t, "GET", srv.URL+"/api/chats", who.Token, nil)
+			r := stack.Call(t, "GET", srv.URL+"/api/chats", who.Token, nil)
 			if r.Status != 200 {
 				t.Fatalf("chats: %d %s", r.Status, r.Raw)
 			}
@@ -708,7 +709,7 @@ func TestReadReceiptsAndUnread(t *testing.T) {
 			t.Fatalf("chat %s not in %s", id, r.Raw)
 			return nil
 		}
-		unread := func(who account) int { t.Helper(); return int(chatOf(who, chatID)["unreadCount"].(float64)) }
+		unread := func(who stack.Account) int { t.Helper(); return int(chatOf(who, chatID)["unreadCount"].(float64)) }
 		c := chatOf(b, chatID)
 		if c["unreadCount"] != 3.0 || c["lastMessage"].(map[string]any)["seq"] != 3.0 || c["lastMessage"].(map[string]any)["text"] != "m3" {
 			t.Fatalf("B's view after three messages: %v", c)
@@ -754,7 +755,7 @@ func TestReadReceiptsAndUnread(t *testing.T) {
 			t.Fatalf("unreadCount after reading all: %d", n)
 		}
 		// REST marks the same way (and answers 204); repeating is no move.
-		if r := call(t, "POST", srv.URL+"/api/chats/"+chatID+"/read", b.Token, map[string]any{"seq": 3}); r.Status != 204 {
+		if r := stack.Call(t, "POST", srv.URL+"/api/chats/"+chatID+"/read", b.Token, map[string]any{"seq": 3}); r.Status != 204 {
 			t.Fatalf("REST read: %d %s", r.Status, r.Raw)
 		}
 		// B's own message is not unread for B, and is for A.
@@ -765,7 +766,7 @@ func TestReadReceiptsAndUnread(t *testing.T) {
 		// Newest activity first: the group, then the quieter direct chat;
 		// one message in the direct chat puts it on top.
 		order := func() []string {
-			r := call(t, "GET", srv.URL+"/api/chats", b.Token, nil)
+			r := stack.Call(t, "GET", srv.URL+"/api/chats", b.Token, nil)
 			var ids []string
 			for _, c := range r.Body["chats"].([]any) {
 				ids = append(ids, c.(map[string]any)["id"].(string))
@@ -797,8 +798,8 @@ func mapsEqual(a, b map[string]any) bool {
 // TestTypingRelay: typing reaches the other members, not the typer's other
 // sockets; repeats may be dropped, changes never.
 func TestTypingRelay(t *testing.T) {
-	srv := startServer(t, testConfig(t, "sqlite"))
-	a, b := signup(t, srv, "ty_a"), signup(t, srv, "ty_b")
+	srv := stack.Start(t, "sqlite")
+	a, b := stack.Signup(t, srv.URL, "ty_a"), stack.Signup(t, srv.URL, "ty_b")
 	chatID := newGroupChat(t, srv, a, "typing", b)
 	a1, a2, bs := connectSock(t, srv, a.Token), connectSock(t, srv, a.Token), connectSock(t, srv, b.Token)
 	typing := func(on bool) {
@@ -844,8 +845,8 @@ func TestTypingRelay(t *testing.T) {
 
 // TestPresenceLive: presence follows a user's first and last socket.
 func TestPresenceLive(t *testing.T) {
-	srv := startServer(t, testConfig(t, "sqlite"))
-	a, b := signup(t, srv, "pr_a"), signup(t, srv, "pr_b")
+	srv := stack.Start(t, "sqlite")
+	a, b := stack.Signup(t, srv.URL, "pr_a"), stack.Signup(t, srv.URL, "pr_b")
 	chatID := newDirectChat(t, srv, a, b)
 	as := connectSock(t, srv, a.Token)
 	isB := func(m map[string]any) bool { return m["userId"] == b.ID }
@@ -876,7 +877,7 @@ func TestPresenceLive(t *testing.T) {
 	if off["online"] != false || off["lastSeenAt"] == nil {
 		t.Fatalf("presence on the last disconnect: %v", off)
 	}
-	r := call(t, "GET", srv.URL+"/api/users/"+b.ID, a.Token, nil)
+	r := stack.Call(t, "GET", srv.URL+"/api/users/"+b.ID, a.Token, nil)
 	if r.Status != 200 || r.Body["online"] != false || r.Body["lastSeenAt"] != off["lastSeenAt"] {
 		t.Fatalf("GET user after the last disconnect: %d %s, want offline, lastSeenAt %v", r.Status, r.Raw, off["lastSeenAt"])
 	}
@@ -894,16 +895,16 @@ func TestPresenceLive(t *testing.T) {
 // TestRevocationLive: ending a session disconnects its sockets, and only
 // its sockets.
 func TestRevocationLive(t *testing.T) {
-	srv := startServer(t, testConfig(t, "sqlite"))
-	b := signup(t, srv, "rv_b")
+	srv := stack.Start(t, "sqlite")
+	b := stack.Signup(t, srv.URL, "rv_b")
 	login := func() (token, sid string) {
 		t.Helper()
-		r := call(t, "POST", srv.URL+"/api/auth/login", "", map[string]any{"login": b.Username, "password": b.Password})
+		r := stack.Call(t, "POST", srv.URL+"/api/auth/login", "", map[string]any{"login": b.Username, "password": b.Password})
 		if r.Status != 200 {
 			t.Fatalf("login: %d %s", r.Status, r.Raw)
 		}
 		token = r.Body["token"].(string)
-		s := call(t, "GET", srv.URL+"/api/auth/sessions", token, nil)
+		s := stack.Call(t, "GET", srv.URL+"/api/auth/sessions", token, nil)
 		for _, e := range s.Body["sessions"].([]any) {
 			if e := e.(map[string]any); e["current"] == true {
 				return token, e["id"].(string)
@@ -931,7 +932,7 @@ func TestRevocationLive(t *testing.T) {
 	tok1, sid1 := login()
 	tok2, _ := login()
 	s1, s2 := connectSock(t, srv, tok1), connectSock(t, srv, tok2)
-	if r := call(t, "DELETE", srv.URL+"/api/auth/sessions/"+sid1, tok2, nil); r.Status != 204 {
+	if r := stack.Call(t, "DELETE", srv.URL+"/api/auth/sessions/"+sid1, tok2, nil); r.Status != 204 {
 		t.Fatalf("end session 1: %d %s", r.Status, r.Raw)
 	}
 	revoked(s1, "session 1's socket")
@@ -947,7 +948,7 @@ func TestRevocationLive(t *testing.T) {
 	// A password change ends every other session, sockets included.
 	tok3, _ := login()
 	s3, s2b := connectSock(t, srv, tok3), connectSock(t, srv, tok2)
-	r := call(t, "PATCH", srv.URL+"/api/me", tok3, map[string]any{"currentPassword": b.Password, "newPassword": "a brand new password"})
+	r := stack.Call(t, "PATCH", srv.URL+"/api/me", tok3, map[string]any{"currentPassword": b.Password, "newPassword": "a brand new password"})
 	if r.Status != 200 {
 		t.Fatalf("password change: %d %s", r.Status, r.Raw)
 	}
@@ -957,7 +958,7 @@ func TestRevocationLive(t *testing.T) {
 
 	// Logout-all ends the caller's own too.
 	s3b := connectSock(t, srv, tok3)
-	if r := call(t, "POST", srv.URL+"/api/auth/logout-all", tok3, nil); r.Status != 204 {
+	if r := stack.Call(t, "POST", srv.URL+"/api/auth/logout-all", tok3, nil); r.Status != 204 {
 		t.Fatalf("logout-all: %d %s", r.Status, r.Raw)
 	}
 	revoked(s3, "logout-all, first socket")

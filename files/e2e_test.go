@@ -1,4 +1,4 @@
-package main
+package files_test
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"image/gif"
 	"image/png"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"mime"
 	"mime/multipart"
@@ -29,8 +28,9 @@ import (
 	mdriver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/parley-chat/parley/files"
+	"github.com/parley-chat/parley/internal/testenv/stack"
 	"github.com/parley-chat/parley/store"
-	"github.com/parley-chat/parley/web"
 )
 
 const (
@@ -93,7 +93,7 @@ func multipartBody(parts ...part) (contentType string, body io.Reader, length in
 
 // upload sends parts to path; chunked leaves the length out, as a client
 // streaming from a pipe does.
-func upload(t *testing.T, method, url, token string, chunked bool, parts ...part) response {
+func upload(t *testing.T, method, url, token string, chunked bool, parts ...part) stack.Response {
 	t.Helper()
 	ctype, body, length := multipartBody(parts...)
 	req, err := http.NewRequest(method, url, body)
@@ -108,10 +108,10 @@ func upload(t *testing.T, method, url, token string, chunked bool, parts ...part
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return do(t, req)
+	return stack.Do(t, req)
 }
 
-func uploadFile(t *testing.T, srv *testServer, token string, p part) map[string]any {
+func uploadFile(t *testing.T, srv *stack.Server, token string, p part) map[string]any {
 	t.Helper()
 	r := upload(t, "POST", srv.URL+"/api/files", token, false, p)
 	if r.Status != http.StatusCreated {
@@ -125,7 +125,7 @@ func uploadFile(t *testing.T, srv *testServer, token string, p part) map[string]
 	return r.Body
 }
 
-func get(t *testing.T, url, token string, header ...string) response {
+func get(t *testing.T, url, token string, header ...string) stack.Response {
 	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
@@ -137,12 +137,12 @@ func get(t *testing.T, url, token string, header ...string) response {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	return do(t, req)
+	return stack.Do(t, req)
 }
 
-func wantError(t *testing.T, what string, r response, status int, code string) {
+func wantError(t *testing.T, what string, r stack.Response, status int, code string) {
 	t.Helper()
-	if r.Status != status || r.errorCode() != code {
+	if r.Status != status || r.ErrorCode() != code {
 		t.Fatalf("%s: got %d %s, want %d %s", what, r.Status, r.Raw, status, code)
 	}
 }
@@ -167,30 +167,18 @@ func gifBytes(t *testing.T) []byte {
 	return b.Bytes()
 }
 
-// openTestStore opens the running server's store a second time, to look at
-// what the API cannot show.
-func openTestStore(t *testing.T, cfg Config) store.Store {
-	t.Helper()
-	st, err := openStore(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
 // storedBlobs counts the file records and chunks in the engine itself, the
 // incomplete ones included, so a half-written upload cannot hide.
-func storedBlobs(t *testing.T, cfg Config) (files, chunks int64) {
+func storedBlobs(t *testing.T, srv *stack.Server) (files, chunks int64) {
 	t.Helper()
 	ctx := t.Context()
-	if cfg.MongoURI != "" {
-		c, err := mdriver.Connect(options.Client().ApplyURI(cfg.MongoURI))
+	if srv.MongoURI != "" {
+		c, err := mdriver.Connect(options.Client().ApplyURI(srv.MongoURI))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Disconnect(context.Background())
-		db := c.Database(cfg.MongoDB)
+		db := c.Database(srv.MongoDB)
 		if files, err = db.Collection("uploads.files").CountDocuments(ctx, bson.D{}); err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +187,7 @@ func storedBlobs(t *testing.T, cfg Config) (files, chunks int64) {
 		}
 		return files, chunks
 	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "parley.db")+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(srv.DataDir, "parley.db")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +260,8 @@ func heapGrowth(fn func()) (peak uint64) {
 }
 
 func TestUploadRoundTrip(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		a := signup(t, srv, "up")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a := stack.Signup(t, srv.URL, "up")
 		t.Run("small", func(t *testing.T) {
 			data := []byte("hello, parley\n")
 			f := uploadFile(t, srv, a.Token, filePart("hello.txt", "text/plain", data))
@@ -304,7 +292,7 @@ func TestUploadRoundTrip(t *testing.T) {
 			}
 		})
 		t.Run("25 MiB, streamed", func(t *testing.T) {
-			var r response
+			var r stack.Response
 			growth := heapGrowth(func() {
 				r = upload(t, "POST", srv.URL+"/api/files", a.Token, false,
 					part{field: "file", filename: "big.bin", body: generated(1, uploadLimit), size: uploadLimit})
@@ -337,10 +325,10 @@ func TestUploadRoundTrip(t *testing.T) {
 }
 
 func TestUploadTooLarge(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, cfg Config) {
-		a := signup(t, srv, "big")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a := stack.Signup(t, srv.URL, "big")
 		uploadFile(t, srv, a.Token, filePart("kept.txt", "", []byte("kept"))) // something that must stay
-		files0, chunks0 := storedBlobs(t, cfg)
+		files0, chunks0 := storedBlobs(t, srv)
 		over := func(seed byte, n int64) part {
 			return part{field: "file", filename: "over.bin", body: generated(seed, n), size: n}
 		}
@@ -363,12 +351,12 @@ func TestUploadTooLarge(t *testing.T) {
 			p := part{field: "file", filename: "me.png", body: io.MultiReader(bytes.NewReader(img), generated(5, avatarLimit+1-int64(len(img)))), size: avatarLimit + 1}
 			r := upload(t, "PUT", srv.URL+"/api/me/avatar", a.Token, false, p)
 			wantError(t, "avatar 5 MiB + 1", r, 413, "too_large")
-			if me := call(t, "GET", srv.URL+"/api/me", a.Token, nil); me.Body["avatarUrl"] != nil {
+			if me := stack.Call(t, "GET", srv.URL+"/api/me", a.Token, nil); me.Body["avatarUrl"] != nil {
 				t.Fatalf("a refused avatar was set: %s", me.Raw)
 			}
 		})
 		t.Run("chunked, far over", func(t *testing.T) {
-			if cfg.MongoURI != "" {
+			if srv.MongoURI != "" {
 				// What is tested is HTTP, alike for both engines; the
 				// engine's clean-up is covered above.
 				t.Skip("covered with sqlite")
@@ -377,10 +365,10 @@ func TestUploadTooLarge(t *testing.T) {
 			r := upload(t, "POST", srv.URL+"/api/files", a.Token, true, over(6, 2*uploadLimit))
 			wantError(t, "50 MiB, chunked", r, 413, "too_large")
 		})
-		if files, chunks := storedBlobs(t, cfg); files != files0 || chunks != chunks0 {
+		if files, chunks := storedBlobs(t, srv); files != files0 || chunks != chunks0 {
 			t.Fatalf("refused uploads left %d file records and %d chunks behind", files-files0, chunks-chunks0)
 		}
-		orphans, err := openTestStore(t, cfg).UnattachedBefore(t.Context(), time.Now().Add(1000*time.Hour), 100)
+		orphans, err := srv.Store.UnattachedBefore(t.Context(), time.Now().Add(1000*time.Hour), 100)
 		if err != nil || len(orphans) != 1 || orphans[0].Name != "kept.txt" {
 			t.Fatalf("files in the store after refused uploads: %v, %v; want only kept.txt", orphans, err)
 		}
@@ -388,9 +376,9 @@ func TestUploadTooLarge(t *testing.T) {
 }
 
 func TestUploadValidation(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, cfg Config) {
-		a := signup(t, srv, "val")
-		files0, chunks0 := storedBlobs(t, cfg)
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a := stack.Signup(t, srv.URL, "val")
+		files0, chunks0 := storedBlobs(t, srv)
 		url := srv.URL + "/api/files"
 		text := func(field, value string) part {
 			return part{field: field, body: strings.NewReader(value), size: int64(len(value))}
@@ -402,12 +390,12 @@ func TestUploadValidation(t *testing.T) {
 		wantError(t, "two files", upload(t, "POST", url, a.Token, false,
 			filePart("one.txt", "", []byte("one")), filePart("two.txt", "", []byte("two"))), 400, "invalid_input")
 		wantError(t, "empty avatar", upload(t, "PUT", srv.URL+"/api/me/avatar", a.Token, false, filePart("me.png", "", nil)), 400, "invalid_input")
-		wantError(t, "JSON body", call(t, "POST", url, a.Token, map[string]any{"file": "x"}), 415, "unsupported_media_type")
-		raw := func(ctype, body string) response {
+		wantError(t, "JSON body", stack.Call(t, "POST", url, a.Token, map[string]any{"file": "x"}), 415, "unsupported_media_type")
+		raw := func(ctype, body string) stack.Response {
 			req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 			req.Header.Set("Content-Type", ctype)
 			req.Header.Set("Authorization", "Bearer "+a.Token)
-			return do(t, req)
+			return stack.Do(t, req)
 		}
 		wantError(t, "raw image body", raw("image/png", string(pngBytes(t, color.Black))), 415, "unsupported_media_type")
 		wantError(t, "no Content-Type", raw("", "x"), 415, "unsupported_media_type")
@@ -415,7 +403,7 @@ func TestUploadValidation(t *testing.T) {
 		wantError(t, "multipart cut off", raw("multipart/form-data; boundary=b",
 			"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\n\r\nsome bytes and then noth"), 400, "invalid_input")
 		wantError(t, "no credentials", upload(t, "POST", url, "", false, filePart("x.txt", "", []byte("x"))), 401, "unauthorized")
-		if files, chunks := storedBlobs(t, cfg); files != files0 || chunks != chunks0 {
+		if files, chunks := storedBlobs(t, srv); files != files0 || chunks != chunks0 {
 			t.Fatalf("refused uploads left %d file records and %d chunks behind", files-files0, chunks-chunks0)
 		}
 		// Other form fields beside the file are no reason to refuse it.
@@ -427,8 +415,8 @@ func TestUploadValidation(t *testing.T) {
 }
 
 func TestFilesContentType(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		a := signup(t, srv, "sniff")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a := stack.Signup(t, srv.URL, "sniff")
 		img := pngBytes(t, color.Black)
 		html := []byte("<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>")
 		svg := []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`)
@@ -474,10 +462,10 @@ func TestFilesContentType(t *testing.T) {
 }
 
 func TestFilesAccess(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		alice, bob, carol, dave := signup(t, srv, "alice"), signup(t, srv, "bob"), signup(t, srv, "carol"), signup(t, srv, "dave")
-		chat := func(owner account, body map[string]any) string {
-			r := call(t, "POST", srv.URL+"/api/chats", owner.Token, body)
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		alice, bob, carol, dave := stack.Signup(t, srv.URL, "alice"), stack.Signup(t, srv.URL, "bob"), stack.Signup(t, srv.URL, "carol"), stack.Signup(t, srv.URL, "dave")
+		chat := func(owner stack.Account, body map[string]any) string {
+			r := stack.Call(t, "POST", srv.URL+"/api/chats", owner.Token, body)
 			if r.Status != 201 {
 				t.Fatalf("create chat: %d %s", r.Status, r.Raw)
 			}
@@ -493,7 +481,7 @@ func TestFilesAccess(t *testing.T) {
 		if r := get(t, srv.URL+"/api/files/"+id, bob.Token); r.Status != 404 {
 			t.Fatalf("bob before it was sent to him: %d %s", r.Status, r.Raw)
 		}
-		r := call(t, "POST", srv.URL+"/api/chats/"+direct+"/messages", alice.Token, map[string]any{"attachments": []string{id}})
+		r := stack.Call(t, "POST", srv.URL+"/api/chats/"+direct+"/messages", alice.Token, map[string]any{"attachments": []string{id}})
 		if r.Status != 201 {
 			t.Fatalf("send with attachment: %d %s", r.Status, r.Raw)
 		}
@@ -531,7 +519,7 @@ func TestFilesAccess(t *testing.T) {
 		t.Run("someone else's file cannot be attached", func(t *testing.T) {
 			bobs := uploadFile(t, srv, bob.Token, filePart("bobs.txt", "", []byte("bob's")))["id"].(string)
 			for _, ids := range [][]string{{bobs}, {store.NewID()}, {"zzz"}} {
-				r := call(t, "POST", srv.URL+"/api/chats/"+direct+"/messages", alice.Token, map[string]any{"attachments": ids})
+				r := stack.Call(t, "POST", srv.URL+"/api/chats/"+direct+"/messages", alice.Token, map[string]any{"attachments": ids})
 				wantError(t, fmt.Sprintf("attachments %v", ids), r, 400, "invalid_input")
 			}
 			// Nor does a chat member get to read the refused file.
@@ -543,8 +531,8 @@ func TestFilesAccess(t *testing.T) {
 }
 
 func TestRangeRequests(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		a := signup(t, srv, "range")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a := stack.Signup(t, srv.URL, "range")
 		data, _ := io.ReadAll(generated(9, 600<<10)) // three GridFS chunks
 		id := uploadFile(t, srv, a.Token, filePart("data.bin", "", data))["id"].(string)
 		url := srv.URL + "/api/files/" + id
@@ -583,10 +571,10 @@ func TestRangeRequests(t *testing.T) {
 }
 
 func TestAvatar(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, cfg Config) {
-		alice, bob := signup(t, srv, "face"), signup(t, srv, "viewer")
-		put := func(p part) response { return upload(t, "PUT", srv.URL+"/api/me/avatar", alice.Token, false, p) }
-		avatarID := func(me response) string {
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		alice, bob := stack.Signup(t, srv.URL, "face"), stack.Signup(t, srv.URL, "viewer")
+		put := func(p part) stack.Response { return upload(t, "PUT", srv.URL+"/api/me/avatar", alice.Token, false, p) }
+		avatarID := func(me stack.Response) string {
 			u, _ := me.Body["avatarUrl"].(string)
 			prefix := "/api/users/" + alice.ID + "/avatar?v="
 			if !strings.HasPrefix(u, prefix) || !store.ValidID(u[len(prefix):]) {
@@ -616,7 +604,7 @@ func TestAvatar(t *testing.T) {
 			if r := get(t, srv.URL+"/api/users/"+alice.ID+"/avatar", bob.Token); r.Status != 200 || !strings.Contains(r.Header.Get("Cache-Control"), "no-cache") {
 				t.Errorf("unversioned avatar URL: %d, Cache-Control %q", r.Status, r.Header.Get("Cache-Control"))
 			}
-			if u := call(t, "GET", srv.URL+"/api/users/"+alice.ID, bob.Token, nil); u.Body["avatarUrl"] != avatarURL {
+			if u := stack.Call(t, "GET", srv.URL+"/api/users/"+alice.ID, bob.Token, nil); u.Body["avatarUrl"] != avatarURL {
 				t.Errorf("public user's avatarUrl %v", u.Body["avatarUrl"])
 			}
 		})
@@ -635,7 +623,7 @@ func TestAvatar(t *testing.T) {
 			} {
 				wantError(t, "avatar "+p.filename, put(p), 415, "unsupported_media_type")
 			}
-			if me := call(t, "GET", srv.URL+"/api/me", alice.Token, nil); avatarID(me) != id1 {
+			if me := stack.Call(t, "GET", srv.URL+"/api/me", alice.Token, nil); avatarID(me) != id1 {
 				t.Fatalf("a refused avatar replaced the avatar: %s", me.Raw)
 			}
 		})
@@ -656,29 +644,29 @@ func TestAvatar(t *testing.T) {
 			if g := get(t, srv.URL+"/api/files/"+id2, alice.Token); g.Status != 200 {
 				t.Fatalf("new avatar file by its owner: %d", g.Status)
 			}
-			if _, err := openTestStore(t, cfg).FileByID(t.Context(), id1); !errors.Is(err, store.ErrNotFound) {
+			if _, err := srv.Store.FileByID(t.Context(), id1); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("the store still has the old avatar: %v", err)
 			}
 		})
 		t.Run("an avatar is not an attachment", func(t *testing.T) {
-			me := call(t, "GET", srv.URL+"/api/me", alice.Token, nil)
-			c := call(t, "POST", srv.URL+"/api/chats", alice.Token, map[string]any{"type": "direct", "userId": bob.ID})
-			r := call(t, "POST", srv.URL+"/api/chats/"+c.Body["id"].(string)+"/messages", alice.Token, map[string]any{"attachments": []string{avatarID(me)}})
+			me := stack.Call(t, "GET", srv.URL+"/api/me", alice.Token, nil)
+			c := stack.Call(t, "POST", srv.URL+"/api/chats", alice.Token, map[string]any{"type": "direct", "userId": bob.ID})
+			r := stack.Call(t, "POST", srv.URL+"/api/chats/"+c.Body["id"].(string)+"/messages", alice.Token, map[string]any{"attachments": []string{avatarID(me)}})
 			wantError(t, "attach own avatar", r, 400, "invalid_input")
 		})
 	})
 }
 
 func TestOrphanSweep(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, cfg Config) {
-		a, b := signup(t, srv, "sweep"), signup(t, srv, "peer")
+	stack.ForEachStore(t, func(t *testing.T, srv *stack.Server) {
+		a, b := stack.Signup(t, srv.URL, "sweep"), stack.Signup(t, srv.URL, "peer")
 		orphan := uploadFile(t, srv, a.Token, filePart("orphan.txt", "", []byte("never sent")))["id"].(string)
 		sent := uploadFile(t, srv, a.Token, filePart("sent.txt", "", []byte("sent")))["id"].(string)
-		r := call(t, "POST", srv.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
+		r := stack.Call(t, "POST", srv.URL+"/api/chats", a.Token, map[string]any{"type": "direct", "userId": b.ID})
 		if r.Status != 201 {
 			t.Fatalf("create chat: %d %s", r.Status, r.Raw)
 		}
-		if r := call(t, "POST", srv.URL+"/api/chats/"+r.Body["id"].(string)+"/messages", a.Token,
+		if r := stack.Call(t, "POST", srv.URL+"/api/chats/"+r.Body["id"].(string)+"/messages", a.Token,
 			map[string]any{"text": "here", "attachments": []string{sent}}); r.Status != 201 {
 			t.Fatalf("send: %d %s", r.Status, r.Raw)
 		}
@@ -687,9 +675,9 @@ func TestOrphanSweep(t *testing.T) {
 			t.Fatalf("avatar: %d %s", me.Status, me.Raw)
 		}
 
-		st := openTestStore(t, cfg)
+		st := srv.Store
 		// A cut-off in the future makes every file old enough.
-		n, err := web.SweepOrphans(t.Context(), st, time.Now().Add(time.Hour))
+		n, err := files.SweepOrphans(t.Context(), st, time.Now().Add(time.Hour))
 		if err != nil || n != 1 {
 			t.Fatalf("SweepOrphans = %d, %v; want 1 file removed", n, err)
 		}
@@ -702,7 +690,7 @@ func TestOrphanSweep(t *testing.T) {
 		}
 		// The real cut-off (ORPHAN_FILE_TTL ago) spares a file just uploaded.
 		fresh := uploadFile(t, srv, a.Token, filePart("fresh.txt", "", []byte("new")))["id"].(string)
-		if n, err := web.SweepOrphans(t.Context(), st, time.Now().Add(-cfg.OrphanFileTTL)); err != nil || n != 0 {
+		if n, err := files.SweepOrphans(t.Context(), st, time.Now().Add(-stack.OrphanFileTTL)); err != nil || n != 0 {
 			t.Fatalf("sweep with the configured TTL = %d, %v; want nothing removed", n, err)
 		}
 		if r := get(t, srv.URL+"/api/files/"+fresh, a.Token); r.Status != 200 {

@@ -1,4 +1,4 @@
-package web
+package files
 
 import (
 	"context"

@@ -1,0 +1,124 @@
+// Package app assembles Parley's services from their dependencies: the
+// composition root that main uses (after reading the configuration and
+// opening the store and cache) and that the package tests needing the whole
+// stack use too (internal/testenv/stack), so both run the same wiring.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/events"
+	"github.com/parley-chat/parley/files"
+	"github.com/parley-chat/parley/mern"
+	"github.com/parley-chat/parley/session"
+	"github.com/parley-chat/parley/store"
+	"github.com/parley-chat/parley/web"
+)
+
+// Cache is the session cache, which /readyz also pings.
+type Cache interface {
+	session.Cache
+	web.Pinger
+}
+
+// Options are what the services are built from.
+type Options struct {
+	Log   *slog.Logger
+	Store store.Store
+	Cache Cache
+	// Counter counts failed logins for the throttle.
+	Counter     auth.Counter
+	Secret      []byte
+	BcryptCost  int
+	TokenTTL    time.Duration
+	CORSOrigins []string
+	FileLimits  files.Limits
+	// CookieSecure marks the token cookie Secure (behind a TLS proxy).
+	CookieSecure bool
+	// WebRoot serves a built single-page app at / instead of the embedded
+	// client; "" keeps the embedded one.
+	WebRoot string
+	// MERNSetupTimeout bounds a credential-less socket's wait for the MERN
+	// app's setup event; 0 is the events package's default.
+	MERNSetupTimeout time.Duration
+}
+
+// App is Parley built: Handler serves REST, Socket.IO and the client.
+type App struct {
+	Handler  http.Handler
+	Accounts *auth.Accounts
+	Sessions *session.Manager
+	Chats    *chat.Service
+	Files    *files.Service
+	Sockets  *events.Server
+	MERN     *mern.API
+
+	stopWriter func()
+}
+
+// Build wires the services and starts the chat writer; Close stops it.
+func Build(o Options) (*App, error) {
+	passwords, err := auth.NewPasswords(o.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("passwords: %w", err)
+	}
+	a := &App{Sessions: session.NewManager(o.Store, o.Cache, o.TokenTTL, o.Log)}
+	a.Accounts = auth.NewAccounts(o.Store, a.Sessions, passwords, auth.NewTokens(o.Secret), auth.NewThrottle(o.Counter), o.Log)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
+	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
+	a.MERN = mern.New(mern.Deps{Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Store: o.Store, SecureCookies: o.CookieSecure})
+	a.Sockets, err = events.New(events.Config{CORSOrigins: o.CORSOrigins, SetupTimeout: o.MERNSetupTimeout}, events.Deps{
+		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
+		MERN: a.MERN.Renderer(),
+	})
+	if err != nil {
+		a.Sessions.Close()
+		return nil, fmt.Errorf("socket.io server: %w", err)
+	}
+	a.Chats.SetBroadcaster(a.Sockets)
+	a.stopWriter = runChatWriter(a.Chats)
+
+	a.Handler = web.NewRouter(web.Deps{
+		Log: o.Log, Accounts: a.Accounts, Users: o.Store, Chats: a.Chats, Presence: a.Sockets,
+		Socket: a.Sockets.Handler(), Files: a.Files,
+		Ready:         map[string]web.Pinger{"database": o.Store, "cache": o.Cache},
+		Registry:      reg,
+		CORSOrigins:   o.CORSOrigins,
+		SecureCookies: o.CookieSecure,
+		APIs:          []func(chi.Router){a.MERN.Routes},
+		WebRoot:       o.WebRoot,
+	})
+	return a, nil
+}
+
+// runChatWriter runs the chat service's writer until the returned func is
+// called at shutdown, so sends in flight can finish.
+func runChatWriter(chats *chat.Service) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { chats.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// Close stops the chat writer, the sockets and the session manager's
+// retries. Call it after the HTTP server has drained and before the store
+// and cache close.
+func (a *App) Close() {
+	a.stopWriter()
+	a.Sockets.Close()
+	a.Sessions.Close()
+}
