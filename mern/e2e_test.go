@@ -21,9 +21,7 @@ import (
 // connectSock connects a Parley socket as token.
 func connectSock(t *testing.T, srv *stack.Server, token string) *sioraw.Client {
 	t.Helper()
-	c := sioraw.Dial(t, srv.URL, "", nil)
-	c.MustConnect(token)
-	return c
+	return stack.ConnectSock(t, srv.URL, token)
 }
 
 // sendSock sends text over message:send and returns the stored message.

@@ -28,6 +28,7 @@ import (
 	"github.com/parley-chat/parley/internal/app"
 	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/internal/testenv"
+	"github.com/parley-chat/parley/internal/testenv/sioraw"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	mongostore "github.com/parley-chat/parley/store/mongo"
@@ -229,4 +230,13 @@ func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ConnectSock opens a websocket to the server at url and connects the
+// namespace with auth {token}.
+func ConnectSock(t testing.TB, url, token string) *sioraw.Client {
+	t.Helper()
+	c := sioraw.Dial(t, url, "", nil)
+	c.MustConnect(token)
+	return c
 }
