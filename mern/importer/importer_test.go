@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -188,4 +190,64 @@ func checkImported(t *testing.T, dst store.Store, f importertest.Fixture) {
 			t.Fatalf("latest message of %s: %v %v", chatID, last, err)
 		}
 	}
+}
+
+// TestImportConflicts: what the target already holds decides, and the
+// import says why it refused: an email a Parley account already uses, and
+// a second direct chat of the same two users (the app did not prevent
+// them). The rest goes in.
+func TestImportConflicts(t *testing.T) {
+	for name, open := range targets(t) {
+		t.Run(name, func(t *testing.T) {
+			src := source(t)
+			f := importertest.Seed(t, src)
+			dst := open(t)
+			john := f.Users[3]
+			taken := &store.User{ID: store.NewID(), Username: "john_parley", Email: strings.ToLower(john.Email), DisplayName: "John of Parley", PasswordHash: "$2a$04$x", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+			if err := dst.CreateUser(t.Context(), taken); err != nil {
+				t.Fatal(err)
+			}
+			guest, piyush := mustOID(t, f.Users[0].ID), mustOID(t, f.Users[1].ID)
+			dup := bson.NewObjectID()
+			if _, err := src.Collection("chats").InsertOne(t.Context(), bson.D{
+				{Key: "_id", Value: dup}, {Key: "chatName", Value: "sender"}, {Key: "isGroupChat", Value: false},
+				{Key: "users", Value: bson.A{piyush, guest}}, {Key: "createdAt", Value: bson.NewDateTimeFromTime(time.Now())}, {Key: "__v", Value: int32(0)},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := importer.New(src, dst, nil).Run(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			reason := func(coll, id string) string {
+				for _, p := range sum.Problems {
+					if p.Collection == coll && p.ID == id {
+						return p.Reason
+					}
+				}
+				return ""
+			}
+			if r := reason("users", john.ID); !strings.Contains(r, "already belongs to another Parley account") {
+				t.Errorf("john: %q; problems %v", r, sum.Problems)
+			}
+			if r := reason("chats", dup.Hex()); !strings.Contains(r, "second direct chat") {
+				t.Errorf("duplicate direct chat: %q; problems %v", r, sum.Problems)
+			}
+			if sum.Users.Imported != 3 || sum.Chats.Imported != 2 || sum.Messages.Imported != 5 {
+				t.Errorf("imported users %d chats %d messages %d, want 3 2 5", sum.Users.Imported, sum.Chats.Imported, sum.Messages.Imported)
+			}
+			if u, err := dst.UserByLogin(t.Context(), taken.Email); err != nil || u.ID != taken.ID {
+				t.Errorf("the Parley account with that email: %v %v", u, err)
+			}
+		})
+	}
+}
+
+func mustOID(t *testing.T, hex string) bson.ObjectID {
+	t.Helper()
+	oid, err := bson.ObjectIDFromHex(hex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oid
 }
