@@ -30,7 +30,14 @@ type Users interface {
 type Identity struct {
 	UserID    string
 	SessionID string
+	// App is the client app the session was started for (Claims.App).
+	App string
 }
+
+// AppMERN marks sessions started through the MERN API: their sockets speak
+// the MERN app's dialect (events/mern.go) even when they reconnect with
+// only the cookie and never send setup again.
+const AppMERN = "mern"
 
 // Grant is a fresh session and the token that names it.
 type Grant struct {
@@ -66,6 +73,8 @@ type SignupInput struct {
 	// PictureURL is an external picture (the MERN app's pic); "" for none.
 	PictureURL string
 	UserAgent  string
+	// App is the client app the first session is for ("" or AppMERN).
+	App string
 }
 
 // Signup creates an account and its first session.
@@ -112,7 +121,7 @@ func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 		}
 		return nil, fmt.Errorf("signup: %w", err)
 	}
-	return a.grant(ctx, u, in.UserAgent)
+	return a.grant(ctx, u, in.UserAgent, in.App)
 }
 
 // ErrBadLogin is the one answer for an unknown user and a wrong password.
@@ -121,6 +130,11 @@ var ErrBadLogin = apperr.New(apperr.Unauthorized, "invalid login or password")
 // Login checks a password and starts a session. client is the caller's
 // address, for throttling.
 func (a *Accounts) Login(ctx context.Context, login, password, client, userAgent string) (*Grant, error) {
+	return a.LoginApp(ctx, "", login, password, client, userAgent)
+}
+
+// LoginApp is Login for a session of the client app app ("" or AppMERN).
+func (a *Accounts) LoginApp(ctx context.Context, app, login, password, client, userAgent string) (*Grant, error) {
 	login = strings.ToLower(strings.TrimSpace(login))
 	if login == "" || password == "" {
 		return nil, apperr.Invalid("login and password are required", map[string]string{"login": "required", "password": "required"})
@@ -147,15 +161,15 @@ func (a *Accounts) Login(ctx context.Context, login, password, client, userAgent
 	if err := a.throttle.Succeeded(ctx, login); err != nil {
 		a.log.Warn("clear login failures", "err", err)
 	}
-	return a.grant(ctx, u, userAgent)
+	return a.grant(ctx, u, userAgent, app)
 }
 
-func (a *Accounts) grant(ctx context.Context, u *store.User, userAgent string) (*Grant, error) {
+func (a *Accounts) grant(ctx context.Context, u *store.User, userAgent, app string) (*Grant, error) {
 	s, err := a.sessions.Create(ctx, u.ID, userAgent)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := a.tokens.Sign(Claims{UserID: u.ID, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt})
+	tok, err := a.tokens.Sign(Claims{UserID: u.ID, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, App: app})
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +194,7 @@ func (a *Accounts) Authenticate(ctx context.Context, token string) (Identity, er
 		}
 		return Identity{}, err
 	}
-	return Identity{UserID: c.UserID, SessionID: c.SessionID}, nil
+	return Identity{UserID: c.UserID, SessionID: c.SessionID, App: c.App}, nil
 }
 
 // ProfileInput is a PATCH /api/me request; nil fields stay as they are.

@@ -312,7 +312,10 @@ func (e *engine) authenticate(sock *socket.Socket, next func(*socket.ExtendedErr
 		return
 	}
 	var gen uint64
-	if !awaiting {
+	if !awaiting && id.App == auth.AppMERN {
+		// The MERN app's own session: its rooms are set on connect.
+		sock.SetData(id)
+	} else if !awaiting {
 		// Data survives connection-state recovery with the socket's rooms.
 		sock.SetData(id)
 		gen, err = e.s.enterRooms(&sioConn{sock: sock, id: id})
@@ -393,9 +396,12 @@ func (e *engine) onConnection(args ...any) {
 		st.teardown()
 		return
 	}
-	if pc.awaiting {
+	switch {
+	case pc.awaiting:
 		st.awaitSetup()
-	} else {
+	case id.App == auth.AppMERN:
+		st.connectMERN()
+	default:
 		st.setup(pc.gen)
 	}
 	sock.Use(func(ev []any, next func(error)) {

@@ -20,6 +20,8 @@ package events
 // replacement engine must do too:
 //   - decide each handshake with Server.admit; one admitted "awaiting" joins
 //     no room, and on connect gets connState.awaitSetup instead of setup;
+//     one whose Identity.App is auth.AppMERN joins no native room, and on
+//     connect gets connState.connectMERN instead of setup;
 //   - ask connState.admits before queueing any incoming event, and drop the
 //     event when it says no (it has then ended the socket);
 //   - deliver mernEvents to connState.handle like clientEvents;
@@ -219,10 +221,7 @@ func (st *connState) onSetup(payload any, ack Ack) {
 			return
 		}
 		b.Bind(id)
-		s.membership.RLock()
-		c.Join(sessionRoom(id.SessionID), mernUserRoom(id.UserID))
-		st.mern.dialect.Store(dialectMERN)
-		s.membership.RUnlock()
+		st.enterMERN()
 		st.track()
 	default: // native, authenticated at the handshake
 		if token != "" {
@@ -232,20 +231,35 @@ func (st *connState) onSetup(payload any, ack Ack) {
 				return
 			}
 		}
-		// Native rooms would hand the app events it misreads (a native
-		// typing object reads as "typing" whatever it says).
-		s.membership.RLock()
-		for _, r := range c.Rooms() {
-			if r != c.ID() && r != sessionRoom(c.SessionID()) {
-				c.Leave(r)
-			}
-		}
-		c.Join(mernUserRoom(c.UserID()))
-		st.mern.dialect.Store(dialectMERN)
-		s.membership.RUnlock()
+		st.enterMERN()
 	}
 	s.metrics.event(MERNSetup, "ok")
 	c.Emit(MERNConnected, nil)
+}
+
+// enterMERN puts a bound socket in the dialect's rooms, and only those:
+// native rooms would hand the app events it misreads (a native typing
+// object reads as "typing" whatever it says).
+func (st *connState) enterMERN() {
+	s, c := st.s, st.conn
+	s.membership.RLock()
+	defer s.membership.RUnlock()
+	for _, r := range c.Rooms() {
+		if r != c.ID() {
+			c.Leave(r)
+		}
+	}
+	c.Join(sessionRoom(c.SessionID()), mernUserRoom(c.UserID()))
+	st.mern.dialect.Store(dialectMERN)
+}
+
+// connectMERN connects a socket whose handshake token the MERN API issued
+// (Identity.App): the app itself, reconnecting with its cookie after a
+// drop, which it does not follow with setup. It is the app's socket from
+// the start.
+func (st *connState) connectMERN() {
+	st.enterMERN()
+	st.track()
 }
 
 // refuseSetup ends a socket whose setup failed: for bad credentials from

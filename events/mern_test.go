@@ -211,3 +211,26 @@ func TestMERNDeliveries(t *testing.T) {
 	default:
 	}
 }
+
+// A socket whose token the MERN API issued (the app reconnecting with its
+// cookie, without a new setup) is the app's from the start.
+func TestMERNAppSessionConnects(t *testing.T) {
+	h := mernHarness(t, Config{}, nil)
+	h.chats.members[chat1] = []string{userA, userB}
+	c := newFakeConn("app", userA, sessA)
+	st := h.s.newConn(c)
+	st.connectMERN()
+	want := []string{c.ID(), mernUserRoom(userA), sessionRoom(sessA)}
+	slices.Sort(want)
+	if got := c.Rooms(); !slices.Equal(got, want) {
+		t.Fatalf("rooms %v, want %v", got, want)
+	}
+	if !h.s.Online(userA) {
+		t.Fatal("the app's socket does not count for presence")
+	}
+	deliver(st, MERNJoinChat, chat1)
+	h.settle(t)
+	if !c.in(mernChatRoom(chat1)) {
+		t.Fatal("join chat refused on an app session's socket")
+	}
+}

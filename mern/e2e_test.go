@@ -243,3 +243,33 @@ func TestCrossAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestAppSessionCookie: the app served from WEB_ROOT reconnects after a
+// drop with only its cookie and never sends setup again; a session the
+// MERN API started is the app's on every connect. A cookie from Parley's
+// own login stays a Parley socket.
+func TestAppSessionCookie(t *testing.T) {
+	srv := stack.Start(t, "sqlite")
+	mary := merntest.Signup(t, srv.URL, "Mary")
+	nate := stack.Signup(t, srv.URL, "nate")
+	direct := merntest.Call(t, "POST", srv.URL+"/api/chat", mary.Token, map[string]any{"userId": nate.ID}).Want(t, "access chat", 200)
+	chatID := direct.Obj["_id"].(string)
+
+	app := merntest.Connect(t, srv.URL, http.Header{"Cookie": {"token=" + mary.Token}}) // no setup
+	parley := merntest.Connect(t, srv.URL, http.Header{"Cookie": {"token=" + nate.Token}})
+	ns := connectSock(t, srv, nate.Token)
+
+	sendSock(t, ns, chatID, "after your reconnect")
+	if got := app.EventWhere("message recieved", nil)[0].(map[string]any); got["content"] != "after your reconnect" {
+		t.Fatalf("the app's socket got %v", got)
+	}
+	merntest.Call(t, "POST", srv.URL+"/api/message", mary.Token, map[string]any{"content": "seen?", "chatId": chatID}).Want(t, "send", 200)
+	parley.Payload("message:new", msgIn(chatID, "seen?"))
+	// Typing from Parley reaches it once it joined the chat; the join runs
+	// on the lane chat:history's ack comes from, so that ack is a barrier.
+	app.Emit(`["join chat","` + chatID + `"]`)
+	app.CallOne("chat:history", map[string]any{"chatId": chatID, "limit": 1})
+	ns.Emit(`["typing",{"chatId":"` + chatID + `","isTyping":true}]`)
+	app.Event("typing")
+	app.NoEvent("message:new", nil)
+}

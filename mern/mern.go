@@ -27,7 +27,7 @@ import (
 // Accounts is the account service as the MERN API uses it.
 type Accounts interface {
 	Signup(ctx context.Context, in auth.SignupInput) (*auth.Grant, error)
-	Login(ctx context.Context, login, password, client, userAgent string) (*auth.Grant, error)
+	LoginApp(ctx context.Context, app, login, password, client, userAgent string) (*auth.Grant, error)
 	Authenticate(ctx context.Context, token string) (auth.Identity, error)
 }
 

@@ -43,6 +43,7 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
 		username := UsernameFor(name, email, try)
 		g, err = a.accounts.Signup(r.Context(), auth.SignupInput{
 			Username: username, Email: email, Password: password, DisplayName: &name, PictureURL: pic, UserAgent: r.UserAgent(),
+			App: auth.AppMERN,
 		})
 		if e := apperr.From(err); err == nil || e.Code != apperr.Conflict || e.Fields["username"] == "" {
 			break
@@ -90,7 +91,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if email == "" || password == "" {
 		return badRequest("Please enter all the fields: email and password")
 	}
-	g, err := a.accounts.Login(r.Context(), email, password, web.ClientAddr(r), r.UserAgent())
+	g, err := a.accounts.LoginApp(r.Context(), auth.AppMERN, email, password, web.ClientAddr(r), r.UserAgent())
 	if errors.Is(err, auth.ErrBadLogin) {
 		return apperr.Wrap(apperr.Unauthorized, "Invalid Email or Password", err)
 	}
