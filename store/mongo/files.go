@@ -152,7 +152,10 @@ func (s *Store) CreateFile(ctx context.Context, f *store.File, r io.Reader) (err
 // caller's context is what failed it. A chunk whose insert failed midway is
 // named too: removing a document that does not exist is harmless.
 func (s *Store) discardChunks(ctx context.Context, ids []bson.ObjectID) {
-	ctx, cancel := detached(ctx)
+	// Longer than detached's usual bound: FerretDB does not push an $in
+	// down, so this delete scans every chunk, and on a busy machine it ran
+	// out of ten seconds with the chunks still there.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	_, _ = s.chunksColl.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 }
