@@ -3,9 +3,10 @@ package events
 // The MERN dialect: the socket events of the MERN chat app whose frontend
 // Parley serves unchanged (see package mern for its REST API). Its sockets
 // connect without credentials and bind themselves with `setup(user)`
-// (user.token is the token its login returned); they live in rooms of
-// their own, so that no native event reaches them and no native socket
-// pays for them:
+// (user.token is the token its login returned), or, served from WEB_ROOT,
+// come with the cookie of a session the MERN API started (connectMERN).
+// They live in rooms of their own, so that no native event reaches them
+// and no native socket pays for them:
 //
 //	mern:user:<uid>   every MERN socket of a user (message deliveries)
 //	mern:chat:<cid>   the MERN sockets that sent `join chat` (typing)
