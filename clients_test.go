@@ -34,11 +34,21 @@ func runNodeSuite(t *testing.T, dir string, srv *testServer, extraEnv ...string)
 }
 
 // TestSocketIOClients drives Parley with the real npm socket.io-client, 4.x
-// (websocket, polling, upgrade) and 2.x (Engine.IO 3), on both stores.
+// (websocket, polling, upgrade) and 2.x (Engine.IO 3), on both stores:
+// on SQLite with connection-state recovery turned on (RECOVERY_WINDOW, the
+// suite's recovery test runs), on MongoDB with the default, off.
 func TestSocketIOClients(t *testing.T) {
-	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
-		runNodeSuite(t, "scripts/js", srv)
-	})
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			cfg := testConfig(t, kind)
+			var env []string
+			if kind == "sqlite" {
+				cfg.RecoveryWindow = 2 * time.Minute
+				env = append(env, "PARLEY_RECOVERY=1")
+			}
+			runNodeSuite(t, "scripts/js", startServer(t, cfg), env...)
+		})
+	}
 }
 
 // TestBrowserClient runs the embedded web client in headless Chromium.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -42,6 +43,11 @@ type Config struct {
 	// CookieSecure marks the token cookie Secure: set it behind a TLS proxy,
 	// where the request reaching Parley is plain HTTP.
 	CookieSecure bool `env:"COOKIE_SECURE" envDefault:"false"`
+
+	RecoveryWindow   time.Duration `env:"RECOVERY_WINDOW" envDefault:"0s"`
+	SocketQueueBytes int           `env:"SOCKET_QUEUE_BYTES" envDefault:"4194304"`
+	PProf            bool          `env:"PPROF"`
+	PProfAddr        string        `env:"PPROF_ADDR" envDefault:"127.0.0.1:6060"`
 
 	// WebRoot serves a built single-page app at / instead of the embedded client.
 	WebRoot string `env:"WEB_ROOT"`
@@ -124,6 +130,13 @@ func (c *Config) validate() error {
 		return &ConfigError{"AVATAR_MAX_BYTES", "must be at least 1"}
 	case c.OrphanFileTTL < time.Minute:
 		return &ConfigError{"ORPHAN_FILE_TTL", "must be at least 1m"}
+	case c.RecoveryWindow < 0:
+		return &ConfigError{"RECOVERY_WINDOW", "must not be negative (0s turns recovery off)"}
+	case c.SocketQueueBytes < 1<<20:
+		// Below the largest packet (1 MB) one message could close a socket.
+		return &ConfigError{"SOCKET_QUEUE_BYTES", fmt.Sprintf("invalid value %d: must be at least 1048576", c.SocketQueueBytes)}
+	case c.PProf && !loopback(c.PProfAddr):
+		return &ConfigError{"PPROF_ADDR", fmt.Sprintf("invalid value %q: profiles are served on a loopback address only, e.g. 127.0.0.1:6060", c.PProfAddr)}
 	case c.MERNSetupTimeout < 100*time.Millisecond || c.MERNSetupTimeout > time.Minute:
 		return &ConfigError{"MERN_SETUP_TIMEOUT", "must be 100ms..1m"}
 	}
@@ -138,6 +151,19 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// loopback tells whether addr (host:port) names a loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // jwtSecret returns the configured secret, or the one kept in the data

@@ -17,6 +17,10 @@ func TestConfigDefaults(t *testing.T) {
 	if cfg.Port != 5000 || cfg.DataDir != "./data" || cfg.MongoDB != "parley" || cfg.TokenTTL != 168*time.Hour || cfg.BcryptCost != 12 || cfg.LogFormat != "text" || cfg.CookieSecure {
 		t.Fatalf("defaults: %+v", cfg)
 	}
+	// Connection-state recovery and profiles are opt-in.
+	if cfg.RecoveryWindow != 0 || cfg.PProf || cfg.SocketQueueBytes != 4<<20 {
+		t.Fatalf("socket defaults: %+v", cfg)
+	}
 }
 
 func TestConfigDotEnv(t *testing.T) {
@@ -61,6 +65,12 @@ func TestConfigBadValues(t *testing.T) {
 		{[]string{"COOKIE_SECURE=maybe"}, "COOKIE_SECURE"},
 		{[]string{"PARLEY_ENV=production"}, "JWT_SECRET"},
 		{[]string{"PARLEY_ENV=production", "JWT_SECRET=short"}, "JWT_SECRET"},
+		{[]string{"RECOVERY_WINDOW=-1s"}, "RECOVERY_WINDOW"},
+		{[]string{"RECOVERY_WINDOW=soon"}, "RECOVERY_WINDOW"},
+		{[]string{"SOCKET_QUEUE_BYTES=1000"}, "SOCKET_QUEUE_BYTES"},
+		{[]string{"PPROF=1", "PPROF_ADDR=0.0.0.0:6060"}, "PPROF_ADDR"},
+		{[]string{"PPROF=1", "PPROF_ADDR=example.com:6060"}, "PPROF_ADDR"},
+		{[]string{"PPROF=maybe"}, "PPROF"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.env, " "), func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -81,16 +82,43 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	a, err := app.Build(app.Options{
 		Log: log, Store: st, Cache: cache.sessions, Counter: cache.counter,
 		Secret: secret, BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
-		FileLimits:   files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes},
-		CookieSecure: cfg.CookieSecure,
-		WebRoot:      cfg.WebRoot, MERNSetupTimeout: cfg.MERNSetupTimeout,
+		FileLimits:     files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes},
+		CookieSecure:   cfg.CookieSecure,
+		RecoveryWindow: cfg.RecoveryWindow, SocketQueueBytes: cfg.SocketQueueBytes,
+		WebRoot: cfg.WebRoot, MERNSetupTimeout: cfg.MERNSetupTimeout,
 	})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	defer runSweeper(ctx, cfg, st, log)()
+	if cfg.PProf {
+		stopPProf, err := servePProf(cfg.PProfAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPProf()
+	}
 	return serve(ctx, cfg, log, a.Handler, a.Sockets.Close, started)
+}
+
+// servePProf serves net/http/pprof on its own loopback listener (PPROF=1),
+// never on the public port.
+func servePProf(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ConfigError{Var: "PPROF_ADDR", Reason: err.Error()}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // caches are what Redis backs when REDIS_URL is set, else this process.

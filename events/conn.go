@@ -6,7 +6,7 @@ import (
 )
 
 // Conn is one live socket as Parley's handlers see it. engine.go adapts the
-// Socket.IO library to it; tests use a fake, so no handler needs a network.
+// Socket.IO engine to it; tests use a fake, so no handler needs a network.
 type Conn interface {
 	// ID is the Socket.IO socket id; every socket is alone in a room of that name.
 	ID() string

@@ -147,7 +147,7 @@ func (st *connState) track() {
 }
 
 // teardown runs once when the socket goes, whatever the reason. The
-// library may call it from a transport goroutine or from inside a
+// engine may call it from a transport goroutine or from inside a
 // revocation, so the slow part runs on its own.
 func (st *connState) teardown() {
 	st.ended.Do(func() {

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/parley-chat/parley/auth"
@@ -12,17 +13,16 @@ import (
 // handshakeToken finds a handshake's credential. The handshake auth object
 // (v3/v4 clients) comes first, then the token query parameter (v2 clients
 // cannot send auth), then what REST accepts (auth.TokenFromRequest).
-func handshakeToken(authData map[string]any, r *http.Request) string {
+func handshakeToken(authData map[string]any, query url.Values, header http.Header) string {
 	if tok := stringish(authData["token"]); tok != "" {
 		return tok
 	}
-	if r == nil {
-		return ""
-	}
-	if tok := r.URL.Query().Get("token"); tok != "" {
+	if tok := query.Get("token"); tok != "" {
 		return tok
 	}
-	return auth.TokenFromRequest(r)
+	// TokenFromRequest reads only the headers: the Authorization header,
+	// then the token cookie.
+	return auth.TokenFromRequest(&http.Request{Header: header})
 }
 
 // stringish reads a string, or the first of a list: an Engine.IO 3
@@ -47,17 +47,14 @@ func stringish(v any) string {
 // presentsCredentials tells whether a handshake offers any credential at
 // all, even an empty or malformed one: only a handshake with none is
 // admitted to wait for a MERN setup; any other must pass the check.
-func presentsCredentials(authData map[string]any, r *http.Request) bool {
+func presentsCredentials(authData map[string]any, query url.Values, header http.Header) bool {
 	if _, ok := authData["token"]; ok {
 		return true
 	}
-	if r == nil {
-		return false
-	}
-	if r.URL.Query().Has("token") || r.Header.Get("Authorization") != "" {
+	if query.Has("token") || header.Get("Authorization") != "" {
 		return true
 	}
-	_, err := r.Cookie(auth.CookieName)
+	_, err := (&http.Request{Header: header}).Cookie(auth.CookieName)
 	return err == nil
 }
 
@@ -66,11 +63,11 @@ func presentsCredentials(authData map[string]any, r *http.Request) bool {
 // the MERN app's setup event (awaiting; see mern.go), which the app sends
 // right after connecting. Credentials that do not verify are refused, at
 // once, whichever way they came.
-func (s *Server) admit(authData map[string]any, r *http.Request) (id auth.Identity, awaiting bool, err error) {
-	if !presentsCredentials(authData, r) {
+func (s *Server) admit(authData map[string]any, query url.Values, header http.Header) (id auth.Identity, awaiting bool, err error) {
+	if !presentsCredentials(authData, query, header) {
 		return auth.Identity{}, true, nil
 	}
-	id, err = s.authenticate(handshakeToken(authData, r))
+	id, err = s.authenticate(handshakeToken(authData, query, header))
 	return id, false, err
 }
 

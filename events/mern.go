@@ -23,8 +23,9 @@ package events
 //     no room, and on connect gets connState.awaitSetup instead of setup;
 //     one whose Identity.App is auth.AppMERN joins no native room, and on
 //     connect gets connState.connectMERN instead of setup;
-//   - ask connState.admits before queueing any incoming event, and drop the
-//     event when it says no (it has then ended the socket);
+//   - ask connState.admits about every incoming event, in arrival order,
+//     before handling it, and drop the event when it says no (it has then
+//     ended the socket);
 //   - deliver mernEvents to connState.handle like clientEvents;
 //   - give its Conn a Bind(auth.Identity) (binder);
 //   - send no argument at all for a nil payload (Conn.Emit and fanout.emit):

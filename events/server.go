@@ -2,7 +2,7 @@
 // events, presence and session revocation, and the chat.Broadcaster that
 // the chat service delivers through.
 //
-// Only engine.go knows the Socket.IO library. Everything else is written
+// Only engine.go knows the Socket.IO engine (engine/sio). Everything else is written
 // against Conn (one socket) and fanout (rooms), so the handlers are tested
 // without a network and the engine can be swapped.
 package events
@@ -65,9 +65,15 @@ type Config struct {
 	PingTimeout  time.Duration
 	// MaxHTTPBufferSize is the largest packet accepted, default 1 MB.
 	MaxHTTPBufferSize int64
-	// RecoveryWindow is how long after a drop connection-state recovery
-	// replays missed packets; default 2 minutes, negative turns it off.
+	// RecoveryWindow turns Socket.IO's connection-state recovery on: how
+	// long after a drop a 4.x client gets its socket back with the events
+	// it missed. Zero or negative (the default) is off; then every event
+	// carries exactly its payload, which one-argument handlers need.
 	RecoveryWindow time.Duration
+	// SocketQueueBytes bounds what may wait to be written to one socket;
+	// a socket past it is closed (a client that stopped reading), and
+	// nobody else slows down. Zero takes the engine's default.
+	SocketQueueBytes int
 	// HandlerTimeout bounds one event's work; default 15s.
 	HandlerTimeout time.Duration
 	// SetupTimeout is how long a socket admitted without credentials may
@@ -85,8 +91,8 @@ func (c *Config) defaults() {
 	if c.MaxHTTPBufferSize == 0 {
 		c.MaxHTTPBufferSize = 1e6
 	}
-	if c.RecoveryWindow == 0 {
-		c.RecoveryWindow = 2 * time.Minute
+	if c.RecoveryWindow < 0 {
+		c.RecoveryWindow = 0
 	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 15 * time.Second
@@ -140,7 +146,7 @@ type Server struct {
 	now      func() time.Time
 
 	out     fanout
-	eng     *engine // nil in tests that run without the library
+	eng     *engine // nil in tests that run without the engine
 	handler http.Handler
 
 	// ctx ends when Close gives up waiting; handlers derive from it.
@@ -187,7 +193,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := newEngine(s)
+	eng, err := newEngine(s, deps.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("socket.io engine: %w", err)
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite talks to, on a fresh machine: redis-server
-# (when REDIS_URL is not given), Debian's Chromium for the browser tests, and
-# the npm packages of the JS suites. Go tests start their own Redis and
+# (when REDIS_URL is not given), Debian's Chromium for the browser tests,
+# Debian's python3-socketio for the Python client test, and the npm packages
+# of the JS suites. Go tests start their own Redis and
 # MongoDB-wire server (FerretDB) from these.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then need_apt+=(redis-server); fi
 if [ -z "${PARLEY_SKIP_BROWSER:-}" ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
+if ! /usr/bin/python3 -c 'import socketio, requests, websocket' 2>/dev/null; then
+  need_apt+=(python3-socketio python3-requests python3-websocket)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test-deps: installing ${need_apt[*]} with apt-get"

@@ -45,6 +45,11 @@ type Options struct {
 	FileLimits  files.Limits
 	// CookieSecure marks the token cookie Secure (behind a TLS proxy).
 	CookieSecure bool
+	// RecoveryWindow turns Socket.IO connection-state recovery on (0: off);
+	// SocketQueueBytes bounds one socket's outbound queue (0: the engine's
+	// default). See events.Config.
+	RecoveryWindow   time.Duration
+	SocketQueueBytes int
 	// WebRoot serves a built single-page app at / instead of the embedded
 	// client; "" keeps the embedded one.
 	WebRoot string
@@ -81,7 +86,10 @@ func Build(o Options) (*App, error) {
 	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
 	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
 	a.MERN = mern.New(mern.Deps{Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Store: o.Store, SecureCookies: o.CookieSecure})
-	a.Sockets, err = events.New(events.Config{CORSOrigins: o.CORSOrigins, SetupTimeout: o.MERNSetupTimeout}, events.Deps{
+	a.Sockets, err = events.New(events.Config{
+		CORSOrigins: o.CORSOrigins, RecoveryWindow: o.RecoveryWindow, SocketQueueBytes: o.SocketQueueBytes,
+		SetupTimeout: o.MERNSetupTimeout,
+	}, events.Deps{
 		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
 		MERN: a.MERN.Renderer(),
 	})
