@@ -54,13 +54,14 @@ type process struct {
 var listeningRe = regexp.MustCompile(`msg="parley listening" addr=(\S+)`)
 
 // startProcess runs the binary with the embedded defaults in dataDir and
-// waits for its "listening" line.
-func startProcess(t *testing.T, dataDir string) *process {
+// waits for its "listening" line; env overrides the defaults.
+func startProcess(t *testing.T, dataDir string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(parleyBinary(t))
 	cmd.Dir = dataDir
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT=0", "DATA_DIR="+dataDir, "BCRYPT_COST=4",
 		"LOG_LEVEL=info", "REDIS_URL=", "MONGO_URI=", "JWT_SECRET=")
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -85,6 +85,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		FileLimits:     files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes},
 		CookieSecure:   cfg.CookieSecure,
 		RecoveryWindow: cfg.RecoveryWindow, SocketQueueBytes: cfg.SocketQueueBytes,
+		Redis:   cache.redis,
 		WebRoot: cfg.WebRoot, MERNSetupTimeout: cfg.MERNSetupTimeout,
 	})
 	if err != nil {
@@ -125,6 +126,8 @@ func servePProf(addr string, log *slog.Logger) (stop func(), err error) {
 type caches struct {
 	sessions app.Cache
 	counter  auth.Counter
+	// redis is nil without REDIS_URL: a single node.
+	redis *redis.Client
 }
 
 // openCache connects to Redis when configured; the returned func closes it.
@@ -141,7 +144,7 @@ func openCache(ctx context.Context, cfg Config, log *slog.Logger) (caches, func(
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis unreachable at start-up; sessions are checked against the database until it is back", "err", err)
 	}
-	c := caches{sessions: session.NewRedisCache(rdb), counter: auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log)}
+	c := caches{sessions: session.NewRedisCache(rdb), counter: auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log), redis: rdb}
 	return c, func() { _ = rdb.Close() }, nil
 }
 

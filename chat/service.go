@@ -61,6 +61,8 @@ type Service struct {
 	// database round trips. Membership changes on this node refresh it.
 	mu    sync.RWMutex
 	chats map[string]*store.Chat
+	// onChange hears of this node's changes to a chat (see OnChange).
+	onChange func(chatID string)
 
 	writer *writer
 }
@@ -123,6 +125,9 @@ func (s *Service) reload(ctx context.Context, chatID string) (*store.Chat, error
 		return nil, fmt.Errorf("reload chat: %w", err)
 	}
 	s.remember(c)
+	if s.onChange != nil {
+		s.onChange(chatID)
+	}
 	return c, nil
 }
 

@@ -14,8 +14,11 @@ import (
 const maxBatch = 256
 
 // maxSeqRetries bounds how often one message is re-numbered after another
-// node took its seq.
-const maxSeqRetries = 8
+// node took its seq. Each retry is a store round trip in which one of the
+// writers wins, so a busy chat shared by nodes always progresses; 8 proved
+// too few for two nodes sending into one chat at once under -race (a send
+// refused as "too busy": chat's TestThreeNodes).
+const maxSeqRetries = 64
 
 type sendResult struct {
 	msg     *store.Message

@@ -52,6 +52,7 @@ func newEngine(s *Server, reg prometheus.Registerer) (*engine, error) {
 		// The handshake keeps only the headers a credential comes in.
 		HandshakeHeaders: []string{"Authorization", "Cookie"},
 		Logger:           s.log,
+		Adapter:          s.adapter,
 	}
 	if cfg.RecoveryWindow > 0 {
 		opts.RecoveryWindow = cfg.RecoveryWindow

@@ -21,6 +21,7 @@ import (
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/engine/sio"
 	"github.com/parley-chat/parley/internal/striped"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
@@ -114,6 +115,9 @@ type Deps struct {
 	Tracker Tracker
 	// Registerer, when set, gets the socket metrics.
 	Registerer prometheus.Registerer
+	// Adapter builds the namespace's Socket.IO adapter: a cluster's Redis
+	// adapter; nil means this node only.
+	Adapter func(*sio.Namespace) sio.Adapter
 	// Now is the clock, for tests; nil means time.Now.
 	Now func() time.Time
 	// MERN renders messages for the MERN app's sockets (see mern.go); nil
@@ -142,6 +146,7 @@ type Server struct {
 	chats    Chats
 	users    Users
 	tracker  Tracker
+	adapter  func(*sio.Namespace) sio.Adapter
 	metrics  *metrics
 	now      func() time.Time
 
@@ -219,7 +224,7 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 	cfg.defaults()
 	s := &Server{
 		cfg: cfg, log: deps.Log, accounts: deps.Accounts, chats: deps.Chats, users: deps.Users,
-		tracker: deps.Tracker, now: deps.Now, revoked: map[string]time.Time{}, userLocks: striped.New(64),
+		tracker: deps.Tracker, adapter: deps.Adapter, now: deps.Now, revoked: map[string]time.Time{}, userLocks: striped.New(64),
 	}
 	s.mern.init(deps.MERN, &s.work)
 	if s.log == nil {

@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+# nginx: the load-balancer tests run their own, on a free port.
+if [ ! -x /usr/sbin/nginx ]; then need_apt+=(nginx); fi
 if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then need_apt+=(redis-server); fi
 if [ -z "${PARLEY_SKIP_BROWSER:-}" ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
 if ! /usr/bin/python3 -c 'import socketio, requests, websocket' 2>/dev/null; then
@@ -24,7 +26,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-for dir in scripts/js scripts/mern scripts/browser; do
+for dir in scripts/js scripts/mern scripts/browser scripts/cluster; do
   if [ -f "$dir/package-lock.json" ]; then
     # Skip when node_modules already matches the lock file.
     stamp="$dir/node_modules/.package-lock.json"

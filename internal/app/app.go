@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
@@ -50,6 +51,12 @@ type Options struct {
 	// default). See events.Config.
 	RecoveryWindow   time.Duration
 	SocketQueueBytes int
+	// Redis, when set, makes this node one of a cluster on it: the
+	// Socket.IO Redis adapter, presence across nodes, notices for each
+	// node's caches (docs/deploy.md). Nil: a single node.
+	Redis *redis.Client
+	// NodeID names this node in the cluster; default a random id.
+	NodeID string
 	// WebRoot serves a built single-page app at / instead of the embedded
 	// client; "" keeps the embedded one.
 	WebRoot string
@@ -69,6 +76,7 @@ type App struct {
 	MERN     *mern.API
 
 	stopWriter func()
+	cluster    *cluster
 }
 
 // Build wires the services and starts the chat writer; Close stops it.
@@ -86,16 +94,24 @@ func Build(o Options) (*App, error) {
 	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
 	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
 	a.MERN = mern.New(mern.Deps{Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Store: o.Store, SecureCookies: o.CookieSecure})
+	deps := events.Deps{
+		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
+		MERN: a.MERN.Renderer(),
+	}
+	if o.Redis != nil {
+		a.cluster = newCluster(o.Redis, o.NodeID, a.Chats, a.Sessions, o.Log)
+		deps.Tracker, deps.Adapter = a.cluster.tracker, a.cluster.adapter
+	}
 	a.Sockets, err = events.New(events.Config{
 		CORSOrigins: o.CORSOrigins, RecoveryWindow: o.RecoveryWindow, SocketQueueBytes: o.SocketQueueBytes,
 		SetupTimeout: o.MERNSetupTimeout,
-	}, events.Deps{
-		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
-		MERN: a.MERN.Renderer(),
-	})
+	}, deps)
 	if err != nil {
 		a.Sessions.Close()
 		return nil, fmt.Errorf("socket.io server: %w", err)
+	}
+	if a.cluster != nil {
+		a.cluster.start(a.Sockets)
 	}
 	a.Chats.SetBroadcaster(a.Sockets)
 	a.stopWriter = runChatWriter(a.Chats)
@@ -128,5 +144,8 @@ func runChatWriter(chats *chat.Service) (stop func()) {
 func (a *App) Close() {
 	a.stopWriter()
 	a.Sockets.Close()
+	if a.cluster != nil {
+		a.cluster.close()
+	}
 	a.Sessions.Close()
 }

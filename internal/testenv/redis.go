@@ -85,6 +85,11 @@ func startRedis() (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startRedisOn(bin, port)
+}
+
+// startRedisOn starts redis-server on port and waits until it listens.
+func startRedisOn(bin string, port int) (*Redis, error) {
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
 	cmd.Dir = os.TempDir()

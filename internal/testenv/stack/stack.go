@@ -86,6 +86,13 @@ func Start(t *testing.T, kind string) *Server {
 // that counts per-address failures or stops Redis.
 func StartWith(t *testing.T, kind, redisURL string) *Server {
 	t.Helper()
+	return start(t, kind, redisURL, "", false)
+}
+
+// start builds a stack; mongoDB names an existing database to share (""
+// for a fresh one), and cluster makes it a node of a cluster on Redis.
+func start(t *testing.T, kind, redisURL, mongoDB string, cluster bool) *Server {
+	t.Helper()
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewMultiHandler(
 		slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
@@ -94,7 +101,10 @@ func StartWith(t *testing.T, kind, redisURL string) *Server {
 	s := &Server{Kind: kind, DataDir: t.TempDir(), Logs: logs}
 	var err error
 	if kind == "mongo" {
-		s.MongoURI, s.MongoDB = testenv.MongoURI(t), testenv.MongoDatabase(t)
+		s.MongoURI, s.MongoDB = testenv.MongoURI(t), mongoDB
+		if s.MongoDB == "" {
+			s.MongoDB = testenv.MongoDatabase(t)
+		}
 		s.Store, err = mongostore.Open(t.Context(), s.MongoURI, s.MongoDB)
 	} else {
 		s.Store, err = sqlite.Open(t.Context(), filepath.Join(s.DataDir, "parley.db"))
@@ -108,11 +118,15 @@ func StartWith(t *testing.T, kind, redisURL string) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
-	s.App, err = app.Build(app.Options{
+	opts := app.Options{
 		Log: log, Store: s.Store, Cache: session.NewRedisCache(rdb),
 		Counter: auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log),
 		Secret:  []byte(Secret), BcryptCost: 4, TokenTTL: 168 * time.Hour, FileLimits: files.DefaultLimits,
-	})
+	}
+	if cluster {
+		opts.Redis = rdb
+	}
+	s.App, err = app.Build(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
