@@ -273,3 +273,27 @@ func TestAppSessionCookie(t *testing.T) {
 	app.Event("typing")
 	app.NoEvent("message:new", nil)
 }
+
+// TestTwoNodes: the app's sockets on one node hear what is sent on another
+// (the MERN rooms go through the cluster's adapter like Parley's).
+func TestTwoNodes(t *testing.T) {
+	nodes, _ := stack.StartCluster(t, 2)
+	mary := merntest.Signup(t, nodes[0].URL, "Mary")
+	nate := stack.Signup(t, nodes[0].URL, "nate")
+	direct := merntest.Call(t, "POST", nodes[0].URL+"/api/chat", mary.Token, map[string]any{"userId": nate.ID}).Want(t, "access chat", 200)
+	chatID := direct.Obj["_id"].(string)
+
+	ms := merntest.Sock(t, nodes[1].URL, mary)
+	ms.Emit(`["join chat","` + chatID + `"]`)
+	ms.CallOne("chat:history", map[string]any{"chatId": chatID, "limit": 1}) // the join is done
+	ns := connectSock(t, nodes[0], nate.Token)
+
+	sendSock(t, ns, chatID, "across nodes")
+	if got := ms.EventWhere("message recieved", nil)[0].(map[string]any); got["content"] != "across nodes" {
+		t.Fatalf("message recieved on node 1: %v", got)
+	}
+	ns.Emit(`["typing",{"chatId":"` + chatID + `","isTyping":true}]`)
+	ms.Event("typing")
+	merntest.Call(t, "POST", nodes[1].URL+"/api/message", mary.Token, map[string]any{"content": "and back", "chatId": chatID}).Want(t, "send on node 1", 200)
+	ns.Payload("message:new", msgIn(chatID, "and back"))
+}
