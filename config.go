@@ -10,12 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
 
+	"github.com/parley-chat/parley/internal/clientaddr"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/web"
 )
 
@@ -49,11 +52,69 @@ type Config struct {
 	PProf            bool          `env:"PPROF"`
 	PProfAddr        string        `env:"PPROF_ADDR" envDefault:"127.0.0.1:6060"`
 
+	// Flood limits (see README): rates as "N/unit:burst" or "off";
+	// counts of open sockets as a number, 0 for none.
+	TrustedProxies        []string      `env:"TRUSTED_PROXIES" envSeparator:","`
+	LoginFailuresAccount  int           `env:"LOGIN_FAILURES_PER_ACCOUNT" envDefault:"5"`
+	LoginFailuresAddress  int           `env:"LOGIN_FAILURES_PER_ADDRESS" envDefault:"20"`
+	LoginFailureWindow    time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"15m"`
+	LimitMessageSend      RateSpec      `env:"LIMIT_MESSAGE_SEND" envDefault:"20/s:40"`
+	LimitTyping           RateSpec      `env:"LIMIT_TYPING" envDefault:"10/s:20"`
+	LimitHandshakes       RateSpec      `env:"LIMIT_HANDSHAKES" envDefault:"10/s:50"`
+	LimitREST             RateSpec      `env:"LIMIT_REST" envDefault:"50/s:200"`
+	LimitSignups          RateSpec      `env:"LIMIT_SIGNUPS" envDefault:"20/h:10"`
+	MaxSocketsPerUser     int           `env:"MAX_SOCKETS_PER_USER" envDefault:"20"`
+	MaxSocketsPerAddress  int           `env:"MAX_SOCKETS_PER_ADDRESS" envDefault:"200"`
+	SessionReconcileEvery time.Duration `env:"SESSION_RECONCILE_INTERVAL" envDefault:"1s"`
+
 	// WebRoot serves a built single-page app at / instead of the embedded client.
 	WebRoot string `env:"WEB_ROOT"`
 	// MERNSetupTimeout is how long a socket without credentials may wait
 	// for the MERN app's setup event.
 	MERNSetupTimeout time.Duration `env:"MERN_SETUP_TIMEOUT" envDefault:"5s"`
+}
+
+// RateSpec is a rate limit written "N/unit" or "N/unit:burst" (unit s, m,
+// h or a Go duration such as 10s), or "off". The burst defaults to N.
+type RateSpec struct{ ratelimit.Limit }
+
+// UnmarshalText parses a RateSpec.
+func (r *RateSpec) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "off" || s == "0" {
+		r.Limit = ratelimit.Limit{}
+		return nil
+	}
+	rate, rest, ok := strings.Cut(s, "/")
+	if !ok {
+		return fmt.Errorf("%q: want N/unit[:burst] or off", s)
+	}
+	unit, burst, hasBurst := strings.Cut(rest, ":")
+	n, err := strconv.Atoi(rate)
+	if err != nil || n < 1 {
+		return fmt.Errorf("%q: rate must be a positive number", s)
+	}
+	var period time.Duration
+	switch unit {
+	case "s":
+		period = time.Second
+	case "m":
+		period = time.Minute
+	case "h":
+		period = time.Hour
+	default:
+		if period, err = time.ParseDuration(unit); err != nil || period <= 0 {
+			return fmt.Errorf("%q: unit must be s, m, h or a duration", s)
+		}
+	}
+	b2 := n
+	if hasBurst {
+		if b2, err = strconv.Atoi(burst); err != nil || b2 < 1 {
+			return fmt.Errorf("%q: burst must be a positive number", s)
+		}
+	}
+	r.Limit = ratelimit.Limit{Rate: n, Period: period, Burst: b2}
+	return nil
 }
 
 // ConfigError names the variable a bad setting came from.
@@ -137,6 +198,18 @@ func (c *Config) validate() error {
 		return &ConfigError{"SOCKET_QUEUE_BYTES", fmt.Sprintf("invalid value %d: must be at least 1048576", c.SocketQueueBytes)}
 	case c.PProf && !loopback(c.PProfAddr):
 		return &ConfigError{"PPROF_ADDR", fmt.Sprintf("invalid value %q: profiles are served on a loopback address only, e.g. 127.0.0.1:6060", c.PProfAddr)}
+	case c.LoginFailuresAccount < 1:
+		return &ConfigError{"LOGIN_FAILURES_PER_ACCOUNT", "must be at least 1"}
+	case c.LoginFailuresAddress < 1:
+		return &ConfigError{"LOGIN_FAILURES_PER_ADDRESS", "must be at least 1"}
+	case c.LoginFailureWindow < time.Second:
+		return &ConfigError{"LOGIN_FAILURE_WINDOW", "must be at least 1s"}
+	case c.MaxSocketsPerUser < 0:
+		return &ConfigError{"MAX_SOCKETS_PER_USER", "must be 0 (no limit) or more"}
+	case c.MaxSocketsPerAddress < 0:
+		return &ConfigError{"MAX_SOCKETS_PER_ADDRESS", "must be 0 (no limit) or more"}
+	case c.SessionReconcileEvery < 10*time.Millisecond || c.SessionReconcileEvery > time.Minute:
+		return &ConfigError{"SESSION_RECONCILE_INTERVAL", "must be 10ms..1m"}
 	case c.MERNSetupTimeout < 100*time.Millisecond || c.MERNSetupTimeout > time.Minute:
 		return &ConfigError{"MERN_SETUP_TIMEOUT", "must be 100ms..1m"}
 	}
@@ -144,6 +217,9 @@ func (c *Config) validate() error {
 		if err := web.CheckWebRoot(c.WebRoot); err != nil {
 			return &ConfigError{"WEB_ROOT", fmt.Sprintf("%q has no index.html to serve: %v", c.WebRoot, err)}
 		}
+	}
+	if _, err := clientaddr.New(c.TrustedProxies); err != nil {
+		return &ConfigError{"TRUSTED_PROXIES", err.Error()}
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "" || o == "*" || !(strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://")) {

@@ -50,6 +50,28 @@ func TestConfigCookieSecure(t *testing.T) {
 	}
 }
 
+func TestConfigRates(t *testing.T) {
+	cfg, err := loadConfig(t.TempDir(), []string{"LIMIT_MESSAGE_SEND=5/s", "LIMIT_REST=off", "LIMIT_SIGNUPS=3/10m:7", "TRUSTED_PROXIES=10.0.0.0/8, ::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.LimitMessageSend.Limit; l.Rate != 5 || l.Period != time.Second || l.Burst != 5 {
+		t.Errorf("5/s = %+v, want rate 5 a second, burst 5", l)
+	}
+	if !cfg.LimitREST.Off() {
+		t.Errorf("off = %+v", cfg.LimitREST)
+	}
+	if l := cfg.LimitSignups.Limit; l.Rate != 3 || l.Period != 10*time.Minute || l.Burst != 7 {
+		t.Errorf("3/10m:7 = %+v", l)
+	}
+	if l := cfg.LimitTyping.Limit; l.Rate != 10 || l.Burst != 20 {
+		t.Errorf("default typing limit %+v, want 10/s:20", l)
+	}
+	if len(cfg.TrustedProxies) != 2 {
+		t.Errorf("TRUSTED_PROXIES = %v", cfg.TrustedProxies)
+	}
+}
+
 func TestConfigBadValues(t *testing.T) {
 	cases := []struct {
 		env  []string
@@ -71,6 +93,14 @@ func TestConfigBadValues(t *testing.T) {
 		{[]string{"PPROF=1", "PPROF_ADDR=0.0.0.0:6060"}, "PPROF_ADDR"},
 		{[]string{"PPROF=1", "PPROF_ADDR=example.com:6060"}, "PPROF_ADDR"},
 		{[]string{"PPROF=maybe"}, "PPROF"},
+		{[]string{"LIMIT_REST=fast"}, "LIMIT_REST"},
+		{[]string{"LIMIT_MESSAGE_SEND=20/fortnight"}, "LIMIT_MESSAGE_SEND"},
+		{[]string{"LIMIT_TYPING=0/s"}, "LIMIT_TYPING"},
+		{[]string{"LIMIT_SIGNUPS=5/h:0"}, "LIMIT_SIGNUPS"},
+		{[]string{"MAX_SOCKETS_PER_USER=-1"}, "MAX_SOCKETS_PER_USER"},
+		{[]string{"TRUSTED_PROXIES=10.0.0.0/33"}, "TRUSTED_PROXIES"},
+		{[]string{"LOGIN_FAILURES_PER_ACCOUNT=0"}, "LOGIN_FAILURES_PER_ACCOUNT"},
+		{[]string{"SESSION_RECONCILE_INTERVAL=1h"}, "SESSION_RECONCILE_INTERVAL"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.env, " "), func(t *testing.T) {

@@ -21,11 +21,11 @@ var storeKinds = stack.Kinds
 // Redis and the given store, fast bcrypt and a fixed secret.
 func testConfig(t *testing.T, kind string) Config {
 	t.Helper()
-	cfg, err := loadConfig(t.TempDir(), []string{
+	cfg, err := loadConfig(t.TempDir(), append([]string{
 		"HOST=127.0.0.1", "PORT=0", "DATA_DIR=" + t.TempDir(), "BCRYPT_COST=4",
 		"JWT_SECRET=" + testJWTSecret, "LOG_LEVEL=warn", "PARLEY_ENV=test",
 		"REDIS_URL=" + testenv.RedisURL(t), "MERN_SETUP_TIMEOUT=1s",
-	})
+	}, noFloodLimits...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +34,15 @@ func testConfig(t *testing.T, kind string) Config {
 		cfg.MongoDB = testenv.MongoDatabase(t)
 	}
 	return cfg
+}
+
+// noFloodLimits turns the per-address and per-user flood limits off: every
+// test client comes from 127.0.0.1 and the tests share one Redis, so the
+// defaults would count every test against one address. The limit tests
+// (limits_test.go) set the limits they test; the login throttle stays on.
+var noFloodLimits = []string{
+	"LIMIT_REST=off", "LIMIT_SIGNUPS=off", "LIMIT_HANDSHAKES=off", "LIMIT_MESSAGE_SEND=off",
+	"LIMIT_TYPING=off", "MAX_SOCKETS_PER_USER=0", "MAX_SOCKETS_PER_ADDRESS=0",
 }
 
 // testServer is a running Parley.

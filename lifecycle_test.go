@@ -61,7 +61,7 @@ func startProcess(t *testing.T, dataDir string, env ...string) *process {
 	cmd.Dir = dataDir
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT=0", "DATA_DIR="+dataDir, "BCRYPT_COST=4",
 		"LOG_LEVEL=info", "REDIS_URL=", "MONGO_URI=", "JWT_SECRET=")
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = append(append(cmd.Env, noFloodLimits...), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -20,13 +20,17 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/clientaddr"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	mongostore "github.com/parley-chat/parley/store/mongo"
 	"github.com/parley-chat/parley/store/sqlite"
+	"github.com/parley-chat/parley/web"
 )
 
 func main() {
@@ -79,14 +83,28 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	if err != nil {
 		return err
 	}
+	addrs, err := clientaddr.New(cfg.TrustedProxies)
+	if err != nil {
+		return &ConfigError{Var: "TRUSTED_PROXIES", Reason: err.Error()}
+	}
 	a, err := app.Build(app.Options{
-		Log: log, Store: st, Cache: cache.sessions, Counter: cache.counter,
+		Log: log, Store: st, Cache: cache.sessions, Limiter: cache.limiter,
 		Secret: secret, BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
 		FileLimits:     files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes},
 		CookieSecure:   cfg.CookieSecure,
 		RecoveryWindow: cfg.RecoveryWindow, SocketQueueBytes: cfg.SocketQueueBytes,
-		Redis:   cache.redis,
-		WebRoot: cfg.WebRoot, MERNSetupTimeout: cfg.MERNSetupTimeout,
+		Throttle: auth.ThrottleLimits{
+			PerAccount: cfg.LoginFailuresAccount, PerAddress: cfg.LoginFailuresAddress, Window: cfg.LoginFailureWindow,
+		},
+		Sockets: events.Limits{
+			Send: cfg.LimitMessageSend.Limit, Typing: cfg.LimitTyping.Limit, Handshakes: cfg.LimitHandshakes.Limit,
+			SocketsPerUser: cfg.MaxSocketsPerUser, SocketsPerAddress: cfg.MaxSocketsPerAddress,
+		},
+		REST:                  web.Limits{REST: cfg.LimitREST.Limit, Signups: cfg.LimitSignups.Limit},
+		Addrs:                 addrs,
+		SessionReconcileEvery: cfg.SessionReconcileEvery,
+		Redis:                 cache.redis,
+		WebRoot:               cfg.WebRoot, MERNSetupTimeout: cfg.MERNSetupTimeout,
 	})
 	if err != nil {
 		return err
@@ -100,7 +118,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		}
 		defer stopPProf()
 	}
-	return serve(ctx, cfg, log, a.Handler, a.Sockets.Close, started)
+	return serve(ctx, cfg, log, a.Handler, a.Sockets.Shutdown, started)
 }
 
 // servePProf serves net/http/pprof on its own loopback listener (PPROF=1),
@@ -125,7 +143,7 @@ func servePProf(addr string, log *slog.Logger) (stop func(), err error) {
 // caches are what Redis backs when REDIS_URL is set, else this process.
 type caches struct {
 	sessions app.Cache
-	counter  auth.Counter
+	limiter  ratelimit.Limiter
 	// redis is nil without REDIS_URL: a single node.
 	redis *redis.Client
 }
@@ -134,7 +152,7 @@ type caches struct {
 func openCache(ctx context.Context, cfg Config, log *slog.Logger) (caches, func(), error) {
 	if cfg.RedisURL == "" {
 		log.Info("REDIS_URL is not set: in-process session cache, single node")
-		return caches{sessions: session.NewMemoryCache(), counter: auth.NewMemoryCounter()}, func() {}, nil
+		return caches{sessions: session.NewMemoryCache(), limiter: ratelimit.NewMemory(nil)}, func() {}, nil
 	}
 	rdb, err := redisconn.Open(cfg.RedisURL)
 	if err != nil {
@@ -144,7 +162,7 @@ func openCache(ctx context.Context, cfg Config, log *slog.Logger) (caches, func(
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis unreachable at start-up; sessions are checked against the database until it is back", "err", err)
 	}
-	c := caches{sessions: session.NewRedisCache(rdb), counter: auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log), redis: rdb}
+	c := caches{sessions: session.NewRedisCache(rdb), limiter: ratelimit.NewFallback(ratelimit.NewRedis(rdb), log), redis: rdb}
 	return c, func() { _ = rdb.Close() }, nil
 }
 
@@ -162,9 +180,9 @@ func runSweeper(ctx context.Context, cfg Config, st store.Store, log *slog.Logge
 }
 
 // serve listens and serves handler until ctx ends, then drains in-flight
-// requests for at most SHUTDOWN_TIMEOUT. onShutdown runs when draining
-// starts.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, handler http.Handler, onShutdown func(), started chan<- string) error {
+// requests for at most SHUTDOWN_TIMEOUT. drainSockets runs beside the HTTP
+// drain, bounded by the same deadline.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, handler http.Handler, drainSockets func(context.Context), started chan<- string) error {
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -175,9 +193,6 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, handler http.Handl
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// Long-polling requests are open handlers: close the sockets while the
-	// server drains, or Shutdown would wait for them.
-	srv.RegisterOnShutdown(onShutdown)
 	log.Info("parley listening", "addr", ln.Addr().String(), "store", storeName(cfg), "cache", cacheName(cfg))
 	if started != nil {
 		started <- ln.Addr().String()
@@ -193,7 +208,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, handler http.Handl
 	log.Info("shutting down: finishing in-flight requests", "grace", cfg.ShutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	// Sockets and REST drain together, while the chat writer and the store
+	// still run (they stop in run's deferred steps): the socket server stops
+	// taking events, acks those in flight, then closes its sockets, which
+	// also ends the long-polling requests Shutdown waits on.
+	socketsDone := make(chan struct{})
+	go func() { drainSockets(shutdownCtx); close(socketsDone) }()
+	err = srv.Shutdown(shutdownCtx)
+	<-socketsDone
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/mail"
 	"net/url"
 	"regexp"
 	"strings"
@@ -30,6 +29,8 @@ type Users interface {
 type Identity struct {
 	UserID    string
 	SessionID string
+	// ExpiresAt is when the session ends by time (its token's exp).
+	ExpiresAt time.Time
 	// App is the client app the session was started for (Claims.App).
 	App string
 }
@@ -70,9 +71,9 @@ type SignupInput struct {
 	Email       string
 	Password    string
 	DisplayName *string
+	UserAgent   string
 	// PictureURL is an external picture (the MERN app's pic); "" for none.
 	PictureURL string
-	UserAgent  string
 	// App is the client app the first session is for ("" or AppMERN).
 	App string
 }
@@ -80,7 +81,8 @@ type SignupInput struct {
 // Signup creates an account and its first session.
 func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 	fields := map[string]string{}
-	if !usernamePattern.MatchString(in.Username) {
+	username, ok := canonicalUsername(in.Username)
+	if !ok || !usernamePattern.MatchString(in.Username) {
 		fields["username"] = "3 to 32 characters of letters, digits, '_', '.' or '-'"
 	}
 	email, ok := normaliseEmail(in.Email)
@@ -109,7 +111,7 @@ func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 		return nil, err
 	}
 	u := &store.User{
-		ID: store.NewID(), Username: strings.ToLower(in.Username), Email: email,
+		ID: store.NewID(), Username: username, Email: email,
 		DisplayName: display, PasswordHash: hash, PictureURL: in.PictureURL, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}
 	if err := a.users.CreateUser(ctx, u); err != nil {
@@ -128,37 +130,37 @@ func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 var ErrBadLogin = apperr.New(apperr.Unauthorized, "invalid login or password")
 
 // Login checks a password and starts a session. client is the caller's
-// address, for throttling.
+// address, for throttling. The guess is charged to the throttle before the
+// password is compared (see Throttle), and to the account the login names:
+// its username and its email share one budget.
 func (a *Accounts) Login(ctx context.Context, login, password, client, userAgent string) (*Grant, error) {
 	return a.LoginApp(ctx, "", login, password, client, userAgent)
 }
 
 // LoginApp is Login for a session of the client app app ("" or AppMERN).
 func (a *Accounts) LoginApp(ctx context.Context, app, login, password, client, userAgent string) (*Grant, error) {
-	login = strings.ToLower(strings.TrimSpace(login))
+	login = canonicalLogin(login)
 	if login == "" || password == "" {
 		return nil, apperr.Invalid("login and password are required", map[string]string{"login": "required", "password": "required"})
-	}
-	if wait, err := a.throttle.Blocked(ctx, login, client); err != nil {
-		return nil, fmt.Errorf("login throttle: %w", err)
-	} else if wait > 0 {
-		return nil, &apperr.Error{Code: apperr.RateLimited, Message: "too many failed logins, try again later", RetryAfter: wait}
 	}
 	u, err := a.users.UserByLogin(ctx, login)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	hash := ""
+	hash, userID := "", ""
 	if u != nil {
-		hash = u.PasswordHash
+		hash, userID = u.PasswordHash, u.ID
+	}
+	account := accountKey(userID, login)
+	if wait, err := a.throttle.Reserve(ctx, account, client); err != nil {
+		return nil, fmt.Errorf("login throttle: %w", err)
+	} else if wait > 0 {
+		return nil, &apperr.Error{Code: apperr.RateLimited, Message: "too many failed logins, try again later", RetryAfter: wait}
 	}
 	if !a.passwords.Check(hash, password) || u == nil {
-		if err := a.throttle.Failed(ctx, login, client); err != nil {
-			return nil, fmt.Errorf("login throttle: %w", err)
-		}
 		return nil, ErrBadLogin
 	}
-	if err := a.throttle.Succeeded(ctx, login); err != nil {
+	if err := a.throttle.Succeeded(ctx, account, client); err != nil {
 		a.log.Warn("clear login failures", "err", err)
 	}
 	return a.grant(ctx, u, userAgent, app)
@@ -194,7 +196,7 @@ func (a *Accounts) Authenticate(ctx context.Context, token string) (Identity, er
 		}
 		return Identity{}, err
 	}
-	return Identity{UserID: c.UserID, SessionID: c.SessionID, App: c.App}, nil
+	return Identity{UserID: c.UserID, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt, App: c.App}, nil
 }
 
 // ProfileInput is a PATCH /api/me request; nil fields stay as they are.
@@ -264,21 +266,6 @@ func passwordProblem(p string) string {
 		return "at most 72 bytes (bcrypt's limit)"
 	}
 	return ""
-}
-
-func normaliseEmail(s string) (string, bool) {
-	if len(s) > 254 || strings.ContainsAny(s, " \t\r\n<>") {
-		return "", false
-	}
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != s || addr.Name != "" {
-		return "", false
-	}
-	at := strings.LastIndexByte(s, '@')
-	if at < 1 || !strings.Contains(s[at+1:], ".") {
-		return "", false
-	}
-	return strings.ToLower(s), true
 }
 
 // cleanDisplayName trims and checks a display name: 1..64 characters, no

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -14,7 +15,13 @@ const MaxPasswordBytes = 72
 type Passwords struct {
 	cost  int
 	dummy []byte // a hash to compare against when the user is unknown
+	// checks counts bcrypt compares, so the throttle's promise (at most
+	// its budget of guesses is ever compared) can be watched on /metrics.
+	checks atomic.Int64
 }
+
+// Checks is how many passwords Check has compared.
+func (p *Passwords) Checks() int64 { return p.checks.Load() }
 
 // NewPasswords returns a hasher at cost (bcrypt.MinCost..bcrypt.MaxCost).
 func NewPasswords(cost int) (*Passwords, error) {
@@ -42,6 +49,7 @@ func (p *Passwords) Hash(password string) (string, error) {
 // password over MaxPasswordBytes never matches: bcrypt would compare only its
 // first 72 bytes.
 func (p *Passwords) Check(hash, password string) bool {
+	p.checks.Add(1)
 	if hash == "" || len(password) > MaxPasswordBytes {
 		_ = bcrypt.CompareHashAndPassword(p.dummy, []byte(password))
 		return false

@@ -192,6 +192,18 @@ func (s *Service) Send(ctx context.Context, userID, origin string, in SendInput)
 		if m.Attachments, err = files.Attachments(ctx, s.st, userID, in.Attachments); err != nil {
 			return Sent{}, err
 		}
+		// Claim the files before the message is written: the orphan sweep
+		// deletes only files still unattached (one conditional write), so
+		// once claimed they stay; one it took between the check above and
+		// the claim is found gone by the check again. A send that fails
+		// after this leaves its files claimed, never swept: a small leak,
+		// never a message pointing at nothing.
+		if err := s.st.MarkAttached(ctx, in.Attachments); err != nil {
+			return Sent{}, fmt.Errorf("claim attachments: %w", err)
+		}
+		if m.Attachments, err = files.Attachments(ctx, s.st, userID, in.Attachments); err != nil {
+			return Sent{}, err
+		}
 	}
 	m.ID = store.NewID()
 	m.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
@@ -201,15 +213,6 @@ func (s *Service) Send(ctx context.Context, userID, origin string, in SendInput)
 	}
 	sent := Sent{Message: stored, Rendered: wire.NewMessage(stored), Created: created}
 	if created {
-		if len(stored.Attachments) > 0 {
-			ids := make([]string, len(stored.Attachments))
-			for i, a := range stored.Attachments {
-				ids[i] = a.ID
-			}
-			if err := s.st.MarkAttached(ctx, ids); err != nil {
-				s.log.Warn("mark files attached", "err", err)
-			}
-		}
 		s.bc.ToChat(c.ID, EventMessageNew, sent.Rendered, origin)
 	}
 	return sent, nil

@@ -24,6 +24,16 @@ type engine struct {
 	s   *Server
 	io  *sio.Server
 	nsp *sio.Namespace
+	// releases holds each admitted socket's slot release (see admit),
+	// called once when the socket goes.
+	releases sync.Map // *sio.Socket → func()
+}
+
+// release gives back the slots admit took for sock, once.
+func (e *engine) release(sock *sio.Socket) {
+	if fn, ok := e.releases.LoadAndDelete(sock); ok {
+		fn.(func())()
+	}
 }
 
 func newEngine(s *Server, reg prometheus.Registerer) (*engine, error) {
@@ -49,8 +59,9 @@ func newEngine(s *Server, reg prometheus.Registerer) (*engine, error) {
 			MaxQueueBytes: cfg.SocketQueueBytes,
 			Metrics:       m,
 		},
-		// The handshake keeps only the headers a credential comes in.
-		HandshakeHeaders: []string{"Authorization", "Cookie"},
+		// The handshake keeps only the headers a credential comes in, and
+		// the proxies' client address (TRUSTED_PROXIES).
+		HandshakeHeaders: []string{"Authorization", "Cookie", "X-Forwarded-For"},
 		Logger:           s.log,
 		Adapter:          s.adapter,
 	}
@@ -103,7 +114,18 @@ func (h hijackable) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // error's message.
 func (e *engine) authenticate(sock *sio.Socket) error {
 	hs := sock.Handshake()
-	id, awaiting, err := e.s.admit(sock.Auth(), hs.Query, hs.Headers)
+	if !presentsCredentials(sock.Auth(), hs.Query, hs.Headers) {
+		// No credentials at all: let in to wait for the MERN app's setup.
+		sock.SetData(awaitingSetup{})
+		return nil
+	}
+	id, release, err := e.s.admit(handshakeToken(sock.Auth(), hs.Query, hs.Headers), hs.Address, hs.Headers)
+	if err == nil {
+		// The socket's slots are held until it goes; onConnection hands
+		// release on to the socket's own disconnect handler.
+		e.releases.Store(sock, release)
+		sock.OnDisconnect(func(string) { e.release(sock) })
+	}
 	if err != nil {
 		msg, transient := e.s.handshakeError(err)
 		if transient {
@@ -117,11 +139,6 @@ func (e *engine) authenticate(sock *sio.Socket) error {
 		}
 		// v3/v4 clients get the code in err.data too.
 		return &sio.Refusal{Message: msg, Data: map[string]any{"code": msg}}
-	}
-	if awaiting {
-		// No credentials at all: let in to wait for the MERN app's setup.
-		sock.SetData(awaitingSetup{})
-		return nil
 	}
 	// Data survives connection-state recovery with the socket's rooms.
 	sock.SetData(id)
@@ -139,6 +156,7 @@ func (e *engine) onConnection(sock *sio.Socket) {
 	id, ok := sock.Data().(auth.Identity)
 	if !awaiting && (!ok || id.UserID == "") {
 		sock.Disconnect(false)
+		e.release(sock)
 		return
 	}
 	c := &sioConn{sock: sock, id: id}
@@ -151,14 +169,16 @@ func (e *engine) onConnection(sock *sio.Socket) {
 			// knowing; a dropped one reconnects and tries again.
 			e.s.log.Warn("socket handshake: look up chats; dropping the connection", "user", id.UserID, "err", err)
 			sock.Drop()
+			e.release(sock)
 			return
 		}
 	}
 	st := e.s.newConn(c)
-	sock.OnDisconnect(func(string) { st.teardown() })
+	sock.OnDisconnect(func(string) { st.teardown(); e.release(sock) })
 	// The transport may have gone before the handler was in place.
 	if !sock.Connected() {
 		st.teardown()
+		e.release(sock)
 		return
 	}
 	switch {

@@ -437,7 +437,7 @@ type harness struct {
 	out   *fakeFanout
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{chats: newFakeChats(), users: newFakeUsers(), out: newFakeFanout()}
 	s, err := newServer(Config{}, Deps{Accounts: &fakeAccounts{}, Chats: h.chats, Users: h.users})

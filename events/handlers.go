@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/str"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
@@ -177,6 +178,11 @@ func (st *connState) teardown() {
 // argument (nil when there was none); ack is nil when the client asked
 // for no answer.
 func (st *connState) handle(event string, payload any, ack Ack) {
+	if st.s.closed.Load() {
+		// Shutting down: what was accepted is finishing; nothing new starts.
+		st.reply(event, ack, nil, errShuttingDown)
+		return
+	}
 	if st.handleMERN(event, payload, ack) {
 		return
 	}
@@ -194,14 +200,22 @@ func (st *connState) handle(event string, payload any, ack Ack) {
 	}
 }
 
+// errShuttingDown answers events that arrive once Shutdown has begun.
+var errShuttingDown = apperr.New(apperr.Unavailable, "the server is shutting down, try again")
+
 // Ack bodies.
 type (
 	okAck struct {
 		OK bool `json:"ok"`
 	}
 	errAck struct {
-		OK    bool             `json:"ok"`
-		Error apperr.BodyError `json:"error"`
+		OK    bool     `json:"ok"`
+		Error ackError `json:"error"`
+	}
+	// ackError is the contract's error, with retryAfterMs on rate_limited.
+	ackError struct {
+		apperr.BodyError
+		RetryAfterMs *int64 `json:"retryAfterMs,omitempty"`
 	}
 	sendAck struct {
 		OK      bool         `json:"ok"`
@@ -233,7 +247,12 @@ func (st *connState) reply(event string, ack Ack, result any, err error) {
 		st.s.log.Error("socket event failed", "event", event, "user", st.conn.UserID(), "err", err)
 	}
 	if ack != nil {
-		ack(errAck{OK: false, Error: e.Body().Error})
+		body := ackError{BodyError: e.Body().Error}
+		if e.Code == apperr.RateLimited {
+			ms := max(e.RetryAfter.Milliseconds(), 1)
+			body.RetryAfterMs = &ms
+		}
+		ack(errAck{OK: false, Error: body})
 	}
 }
 
@@ -289,7 +308,27 @@ func done(err error) (any, error) {
 	return okAck{OK: true}, nil
 }
 
+// overLimit takes one unit of key's budget; over it, the event is answered
+// rate_limited and goes no further (nothing stored, nothing relayed), and
+// the socket stays up.
+func (st *connState) overLimit(event, limit string, lim ratelimit.Limiter, key string, l ratelimit.Limit, ack Ack) bool {
+	res, err := lim.Allow(st.s.ctx, key, l)
+	if err != nil {
+		st.s.log.Warn("socket: rate limit unavailable", "event", event, "err", err)
+		return false
+	}
+	if res.Allowed {
+		return false
+	}
+	st.s.metrics.limited(limit)
+	st.reply(event, ack, nil, rateLimited("too many "+limit+", slow down", res.RetryAfter))
+	return true
+}
+
 func (st *connState) onSend(v any, ack Ack) {
+	if st.overLimit(EventMessageSend, "sends", st.s.limiter, "send:"+st.conn.UserID(), st.s.cfg.Limits.Send, ack) {
+		return
+	}
 	st.on(laneSend, EventMessageSend, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
 		in := chat.SendInput{
 			ChatID:      str.Deref(p.String("chatId", true)),
@@ -318,6 +357,9 @@ func (st *connState) onRead(v any, ack Ack) {
 }
 
 func (st *connState) onTyping(v any, ack Ack) {
+	if st.overLimit(EventTyping, "typing", st.s.socketLimiter, "typing:"+st.key, st.s.cfg.Limits.Typing, ack) {
+		return
+	}
 	st.on(laneTyping, EventTyping, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
 		chatID, isTyping := p.String("chatId", true), p.Bool("isTyping", true)
 		if p.Err() != nil {
@@ -377,8 +419,7 @@ func (st *connState) onHistory(v any, ack Ack) {
 	})
 }
 
-// onPresence answers for the users that exist, in the order asked, each
-// once; ids that name no user are left out.
+// onPresence answers presence:get; see presence for who is answered for.
 func (st *connState) onPresence(v any, ack Ack) {
 	st.on(laneQuery, EventPresenceGet, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
 		ids := p.Strings("userIds", true)
@@ -389,12 +430,25 @@ func (st *connState) onPresence(v any, ack Ack) {
 	})
 }
 
+// presence answers for the users the caller may see (itself and those who
+// share a chat with it), in the order asked, each once; any other id is
+// left out, as ids that name no user are, so the answer tells a stranger
+// nothing about who exists or is online.
 func (st *connState) presence(ctx context.Context, ids []string) (any, error) {
+	peers, err := st.s.chats.Peers(ctx, st.conn.UserID())
+	if err != nil {
+		return nil, fmt.Errorf("presence: look up peers: %w", err)
+	}
+	visible := make(map[string]bool, len(peers)+1)
+	visible[st.conn.UserID()] = true
+	for _, id := range peers {
+		visible[id] = true
+	}
 	seen := make(map[string]bool, len(ids))
 	valid := make([]string, 0, len(ids))
 	for _, id := range ids {
 		// Malformed ids name nothing; the store is not asked about them.
-		if !seen[id] && store.ValidID(id) {
+		if !seen[id] && visible[id] && store.ValidID(id) {
 			seen[id] = true
 			valid = append(valid, id)
 		}

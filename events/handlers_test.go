@@ -166,11 +166,12 @@ func TestHistoryAndPresenceGet(t *testing.T) {
 	}
 
 	ack, got = ackChan()
-	st.handle(EventPresenceGet, map[string]any{"userIds": []any{userB, userA, "not-an-id", "64b0000000000000000000ff", userB}}, ack)
+	// userC exists but shares no chat with userA: left out like an unknown id.
+	st.handle(EventPresenceGet, map[string]any{"userIds": []any{userB, userC, userA, "not-an-id", "64b0000000000000000000ff", userB}}, ack)
 	body = asJSON(t, recv(t, got, "presence ack"))
 	list := body["presence"].([]any)
 	if len(list) != 2 {
-		t.Fatalf("presence %v: want the two known users, each once", list)
+		t.Fatalf("presence %v: want the caller and its peer, each once", list)
 	}
 	first, second := list[0].(map[string]any), list[1].(map[string]any)
 	if first["userId"] != userB || first["online"] != false || second["userId"] != userA || second["online"] != true {

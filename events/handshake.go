@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/auth"
@@ -58,18 +59,6 @@ func presentsCredentials(authData map[string]any, query url.Values, header http.
 	return err == nil
 }
 
-// admit decides a handshake. Credentials that verify admit the socket as
-// that user. A handshake without any credential is admitted to wait for
-// the MERN app's setup event (awaiting; see mern.go), which the app sends
-// right after connecting. Credentials that do not verify are refused, at
-// once, whichever way they came.
-func (s *Server) admit(authData map[string]any, query url.Values, header http.Header) (id auth.Identity, awaiting bool, err error) {
-	if !presentsCredentials(authData, query, header) {
-		return auth.Identity{}, true, nil
-	}
-	id, err = s.authenticate(handshakeToken(authData, query, header))
-	return id, false, err
-}
 
 // authTimeout bounds a handshake's credential check (the session cache,
 // or the database on a miss).
@@ -85,6 +74,98 @@ func (s *Server) authenticate(token string) (auth.Identity, error) {
 	return s.accounts.Authenticate(ctx, token)
 }
 
+// admit decides whether a handshake may open a socket: the address's
+// handshake rate and open sockets (before the credential is checked, so a
+// flood costs no database work), the credential, then the user's open
+// sockets. remoteAddr ("host:port") and header are the handshake request's,
+// for the client address (TRUSTED_PROXIES). On success release gives the
+// socket's slots back; the engine calls it once, when the transport
+// closes. Refusals over a limit are apperr.RateLimited (connect_error
+// "rate_limited"); any engine calls this, it knows no engine.
+func (s *Server) admit(token, remoteAddr string, header http.Header) (id auth.Identity, release func(), err error) {
+	addr := s.addrs.AddrOf(remoteAddr, header)
+	lim := s.cfg.Limits
+	res, err := s.limiter.Allow(s.ctx, "handshake:"+addr, lim.Handshakes)
+	if err != nil {
+		s.log.Warn("socket handshake: rate limit unavailable", "err", err)
+	} else if !res.Allowed {
+		s.metrics.limited("handshake")
+		return auth.Identity{}, nil, rateLimited("too many connections from this address", res.RetryAfter)
+	}
+	addrSlot := "addr:" + addr
+	if !s.slots.Acquire(addrSlot, lim.SocketsPerAddress) {
+		s.metrics.limited("sockets_per_address")
+		return auth.Identity{}, nil, rateLimited("too many open sockets from this address", time.Second)
+	}
+	id, err = s.authenticate(token)
+	if err != nil {
+		s.slots.Release(addrSlot)
+		return auth.Identity{}, nil, err
+	}
+	userSlot := "user:" + id.UserID
+	if !s.slots.Acquire(userSlot, lim.SocketsPerUser) {
+		s.slots.Release(addrSlot)
+		s.metrics.limited("sockets_per_user")
+		return auth.Identity{}, nil, rateLimited("too many open sockets for this user", time.Second)
+	}
+	s.watchExpiry(id)
+	var once sync.Once
+	return id, func() {
+		once.Do(func() {
+			s.unwatchExpiry(id.SessionID)
+			s.slots.Release(userSlot)
+			s.slots.Release(addrSlot)
+		})
+	}, nil
+}
+
+// sessionExpiry ends a session's sockets when the session ends by time,
+// as a logout would: session:revoked, then disconnect. One timer per
+// session with sockets on this node, stopped with its last socket.
+type sessionExpiry struct {
+	timer   *time.Timer
+	sockets int
+}
+
+func (s *Server) watchExpiry(id auth.Identity) {
+	if id.ExpiresAt.IsZero() {
+		return
+	}
+	s.expiryMu.Lock()
+	defer s.expiryMu.Unlock()
+	if e := s.expiries[id.SessionID]; e != nil {
+		e.sockets++
+		return
+	}
+	// A token's exp has whole seconds, the session's expiry milliseconds:
+	// a second later the session has surely ended, so a socket never goes
+	// while its token still works.
+	end := id.ExpiresAt.Add(time.Second)
+	s.expiries[id.SessionID] = &sessionExpiry{sockets: 1, timer: time.AfterFunc(end.Sub(s.now()), func() {
+		s.expiryMu.Lock()
+		delete(s.expiries, id.SessionID)
+		s.expiryMu.Unlock()
+		s.revoke(id.UserID, []string{id.SessionID})
+	})}
+}
+
+func (s *Server) unwatchExpiry(sid string) {
+	s.expiryMu.Lock()
+	defer s.expiryMu.Unlock()
+	e := s.expiries[sid]
+	if e == nil {
+		return
+	}
+	if e.sockets--; e.sockets <= 0 {
+		e.timer.Stop()
+		delete(s.expiries, sid)
+	}
+}
+
+func rateLimited(message string, retryAfter time.Duration) *apperr.Error {
+	return &apperr.Error{Code: apperr.RateLimited, Message: message, RetryAfter: retryAfter}
+}
+
 // handshakeError sorts a failed credential check. Bad credentials answer
 // the contract's connect_error "unauthorized". A check that could not be
 // made (cache and database down) is transient: the engine drops the
@@ -93,8 +174,8 @@ func (s *Server) authenticate(token string) (auth.Identity, error) {
 // away over an outage.
 func (s *Server) handshakeError(err error) (message string, transient bool) {
 	e := apperr.From(err)
-	if e.Code == apperr.Unauthorized {
-		return string(apperr.Unauthorized), false
+	if e.Code == apperr.Unauthorized || e.Code == apperr.RateLimited {
+		return string(e.Code), false
 	}
 	s.log.Error("socket handshake: credential check failed", "err", err)
 	return string(e.Code), true

@@ -22,6 +22,8 @@ import (
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/engine/sio"
+	"github.com/parley-chat/parley/internal/clientaddr"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/striped"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
@@ -80,6 +82,20 @@ type Config struct {
 	// SetupTimeout is how long a socket admitted without credentials may
 	// wait before its MERN `setup` event; default 5s.
 	SetupTimeout time.Duration
+	// Limits are the flood limits; the zero value limits nothing.
+	Limits Limits
+}
+
+// Limits bound what one user, socket or address may do. Rates are taken
+// from Deps.Limiter (shared through Redis when configured); open sockets
+// are counted on this node.
+type Limits struct {
+	// Send: message:send per user. Typing: typing changes per socket.
+	Send, Typing ratelimit.Limit
+	// Handshakes: new socket handshakes per client address.
+	Handshakes ratelimit.Limit
+	// SocketsPerUser and SocketsPerAddress bound open sockets; 0: none.
+	SocketsPerUser, SocketsPerAddress int
 }
 
 func (c *Config) defaults() {
@@ -120,6 +136,10 @@ type Deps struct {
 	Adapter func(*sio.Namespace) sio.Adapter
 	// Now is the clock, for tests; nil means time.Now.
 	Now func() time.Time
+	// Limiter holds the rate budgets; nil means one on this node.
+	Limiter ratelimit.Limiter
+	// Addrs finds a handshake's client address; nil means the peer.
+	Addrs *clientaddr.Resolver
 	// MERN renders messages for the MERN app's sockets (see mern.go); nil
 	// leaves them without `message recieved`.
 	MERN MERNRenderer
@@ -149,6 +169,12 @@ type Server struct {
 	adapter  func(*sio.Namespace) sio.Adapter
 	metrics  *metrics
 	now      func() time.Time
+	limiter  ratelimit.Limiter
+	addrs    *clientaddr.Resolver
+	// slots counts open sockets per user and per address (see Limits).
+	slots *ratelimit.Slots
+	// socketLimiter holds per-socket budgets, which never leave the node.
+	socketLimiter *ratelimit.Memory
 
 	out     fanout
 	eng     *engine // nil in tests that run without the engine
@@ -181,6 +207,8 @@ type Server struct {
 	revokedMu sync.Mutex
 	revoked   map[string]time.Time
 
+	expiryMu sync.Mutex
+	expiries map[string]*sessionExpiry // by session id; see watchExpiry
 	mern mernServer // the MERN dialect's deliveries (mern.go)
 }
 
@@ -225,6 +253,8 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: deps.Log, accounts: deps.Accounts, chats: deps.Chats, users: deps.Users,
 		tracker: deps.Tracker, adapter: deps.Adapter, now: deps.Now, revoked: map[string]time.Time{}, userLocks: striped.New(64),
+		expiries: map[string]*sessionExpiry{},
+		limiter:  deps.Limiter, addrs: deps.Addrs, slots: ratelimit.NewSlots(),
 	}
 	s.mern.init(deps.MERN, &s.work)
 	if s.log == nil {
@@ -236,6 +266,10 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.limiter == nil {
+		s.limiter = ratelimit.NewMemory(s.now)
+	}
+	s.socketLimiter = ratelimit.NewMemory(s.now)
 	m, err := newMetrics(deps.Registerer)
 	if err != nil {
 		return nil, err
@@ -253,17 +287,35 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // being stored, a presence write) before cancelling them.
 const shutdownWait = 10 * time.Second
 
-// Close disconnects every socket and waits for work in progress. Call it
-// before the HTTP server's Shutdown (long-polling requests are open
-// handlers that Shutdown would wait on) and before closing the store.
+// Close is Shutdown with shutdownWait.
 func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	s.Shutdown(ctx)
+}
+
+// Shutdown stops taking new work (new handshakes are refused, new events
+// answered unavailable), lets the events already accepted finish and ack
+// over the still-open sockets, then closes every socket and waits for their
+// teardown (presence, lastSeenAt). It returns as soon as that is done, or
+// cancels what is left when ctx ends. Call it before the HTTP server's
+// Shutdown completes (long-polling requests are open handlers it would
+// wait on) and before the store and the chat writer stop.
+func (s *Server) Shutdown(ctx context.Context) {
 	s.once.Do(func() {
 		s.closed.Store(true)
+		s.expiryMu.Lock()
+		for sid, e := range s.expiries {
+			e.timer.Stop()
+			delete(s.expiries, sid)
+		}
+		s.expiryMu.Unlock()
+		if err := s.work.wait(ctx); err != nil {
+			s.log.Warn("socket events still running at shutdown; closing the sockets anyway")
+		}
 		if s.eng != nil {
 			s.eng.close()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
-		defer cancel()
 		if err := s.work.wait(ctx); err != nil {
 			s.log.Warn("socket events still running at shutdown; cancelling them")
 		}

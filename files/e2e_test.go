@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/gif"
+	"image/jpeg"
 	"image/png"
 	"io"
 	"math/rand/v2"
@@ -156,6 +158,25 @@ func pngBytes(t *testing.T, c color.Color) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+func jpegBytes(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, image.NewRGBA(image.Rect(0, 0, 2, 2)), nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// webpBytes is a 1x1 lossless WebP image (no encoder in the standard
+// library or x/image).
+func webpBytes(t *testing.T) []byte {
+	b, err := base64.StdEncoding.DecodeString("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func gifBytes(t *testing.T) []byte {
@@ -428,7 +449,8 @@ func TestFilesContentType(t *testing.T) {
 			{"PNG sent as text/plain named x.txt", filePart("x.txt", "text/plain", img), "image/png", "inline"},
 			{"HTML sent as image/png named x.png", filePart("x.png", "image/png", html), "text/html; charset=utf-8", "attachment"},
 			{"an .html file", filePart("page.html", "text/html", html), "text/html; charset=utf-8", "attachment"},
-			{"SVG", filePart("logo.svg", "image/svg+xml", svg), "text/xml; charset=utf-8", "attachment"},
+			{"SVG", filePart("logo.svg", "image/svg+xml", svg), "image/svg+xml", "attachment"},
+			{"WebP", filePart("x.bin", "", webpBytes(t)), "image/webp", "inline"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -557,16 +579,39 @@ func TestRangeRequests(t *testing.T) {
 				}
 			})
 		}
-		t.Run("unsatisfiable", func(t *testing.T) {
-			r := get(t, url, a.Token, "Range", "bytes=999999999-")
-			wantError(t, "bytes=999999999-", r, 416, "invalid_input")
-			if got := r.Header.Get("Content-Range"); got != fmt.Sprintf("bytes */%d", size) {
-				t.Errorf("Content-Range %q", got)
-			}
-			if msg, _ := r.Body["error"].(map[string]any)["message"].(string); msg == "" {
-				t.Errorf("no message: %s", r.Raw)
-			}
-		})
+		for _, rng := range []string{"bytes=999999999-", "bytes=-0", "bytes=-0,999999999-"} {
+			t.Run("unsatisfiable "+rng, func(t *testing.T) {
+				r := get(t, url, a.Token, "Range", rng)
+				wantError(t, rng, r, 416, "invalid_input")
+				if got := r.Header.Get("Content-Range"); got != fmt.Sprintf("bytes */%d", size) {
+					t.Errorf("Content-Range %q", got)
+				}
+				if msg, _ := r.Body["error"].(map[string]any)["message"].(string); msg == "" {
+					t.Errorf("no message: %s", r.Raw)
+				}
+			})
+		}
+		// Many ranges, overlapping or not, are coalesced into the one range
+		// that spans them: never a multipart body larger than the file.
+		for _, c := range []struct {
+			rng        string
+			start, end int
+		}{
+			{"bytes=" + strings.Repeat("0-1023,", 200) + "0-1023", 0, 1023},
+			{"bytes=" + strings.Repeat("0-9,100-109,", 50) + "-10", 0, size - 1},
+			{"bytes=10-19,15-29,40-49", 10, 49},
+		} {
+			t.Run(fmt.Sprintf("coalesced %d..%d", c.start, c.end), func(t *testing.T) {
+				r := get(t, url, a.Token, "Range", c.rng)
+				wantRange := fmt.Sprintf("bytes %d-%d/%d", c.start, c.end, size)
+				if r.Status != 206 || r.Header.Get("Content-Range") != wantRange || len(r.Raw) > size {
+					t.Fatalf("got %d, Content-Range %q, %d bytes; want 206 %q", r.Status, r.Header.Get("Content-Range"), len(r.Raw), wantRange)
+				}
+				if !bytes.Equal(r.Raw, data[c.start:c.end+1]) {
+					t.Fatal("wrong bytes")
+				}
+			})
+		}
 	})
 }
 
@@ -616,15 +661,38 @@ func TestAvatar(t *testing.T) {
 		})
 		t.Run("only raster images", func(t *testing.T) {
 			svg := []byte(`<svg xmlns="http://www.w3.org/2000/svg"></svg>`)
+			png := pngBytes(t, color.Black)
 			for _, p := range []part{
 				filePart("me.png", "image/png", []byte("just some text, not an image")),
 				filePart("me.svg", "image/svg+xml", svg),
 				filePart("me.png", "image/png", []byte("<html><script>alert(1)</script></html>")),
+				// The right magic bytes and nothing behind them.
+				filePart("me.png", "image/png", png[:16]),
+				filePart("me.webp", "image/webp", []byte("RIFF\x10\x00\x00\x00WEBPVP8 garbage!")),
+				filePart("me.pdf", "image/png", []byte("%PDF-1.4\n")),
 			} {
 				wantError(t, "avatar "+p.filename, put(p), 415, "unsupported_media_type")
 			}
 			if me := stack.Call(t, "GET", srv.URL+"/api/me", alice.Token, nil); avatarID(me) != id1 {
 				t.Fatalf("a refused avatar replaced the avatar: %s", me.Raw)
+			}
+		})
+		t.Run("jpeg and webp accepted", func(t *testing.T) {
+			for _, c := range []struct {
+				p    part
+				want string
+			}{
+				{filePart("me.jpg", "", jpegBytes(t)), "image/jpeg"},
+				{filePart("me.webp", "", webpBytes(t)), "image/webp"},
+			} {
+				r := put(c.p)
+				if r.Status != 200 {
+					t.Fatalf("%s avatar: %d %s", c.want, r.Status, r.Raw)
+				}
+				if g := get(t, srv.URL+r.Body["avatarUrl"].(string), bob.Token); g.Header.Get("Content-Type") != c.want {
+					t.Fatalf("%s avatar served as %q", c.want, g.Header.Get("Content-Type"))
+				}
+				id1 = avatarID(r)
 			}
 		})
 		t.Run("replacing removes the old file", func(t *testing.T) {

@@ -13,7 +13,16 @@ import (
 // OrphanStore is what the orphan sweep needs of the store.
 type OrphanStore interface {
 	UnattachedBefore(ctx context.Context, t time.Time, limit int) ([]store.File, error)
-	DeleteFile(ctx context.Context, id string) error
+	// DeleteOrphanFile deletes only a file still unattached: a send that
+	// claimed it after the listing keeps it.
+	DeleteOrphanFile(ctx context.Context, id string, t time.Time) error
+}
+
+// chunkSweeper is a store that can be left with chunks of uploads whose
+// process died before the file was complete (MongoDB's GridFS; SQLite
+// drops unfinished uploads when it opens).
+type chunkSweeper interface {
+	SweepOrphanChunks(ctx context.Context, t time.Time) (int64, error)
 }
 
 // sweepBatch is how many orphans one query fetches, so a large backlog is
@@ -34,7 +43,7 @@ func SweepOrphans(ctx context.Context, files OrphanStore, cutoff time.Time) (int
 		}
 		before := removed
 		for _, f := range batch {
-			err := files.DeleteFile(ctx, f.ID)
+			err := files.DeleteOrphanFile(ctx, f.ID, cutoff)
 			switch {
 			case err == nil:
 				removed++
@@ -59,7 +68,15 @@ func RunSweeper(ctx context.Context, files OrphanStore, interval, ttl time.Durat
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		n, err := SweepOrphans(ctx, files, time.Now().Add(-ttl))
+		cutoff := time.Now().Add(-ttl)
+		if cs, ok := files.(chunkSweeper); ok {
+			if n, err := cs.SweepOrphanChunks(ctx, cutoff); err != nil && ctx.Err() == nil {
+				log.Warn("orphan chunk sweep failed; the next one retries", "err", err)
+			} else if n > 0 {
+				log.Info("removed chunks of uploads that never completed", "chunks", n)
+			}
+		}
+		n, err := SweepOrphans(ctx, files, cutoff)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("orphan file sweep failed; the next one retries", "removed", n, "err", err)

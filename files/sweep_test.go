@@ -65,13 +65,16 @@ func (s *fakeFiles) UnattachedBefore(_ context.Context, t time.Time, limit int) 
 	return out, nil
 }
 
-func (s *fakeFiles) DeleteFile(_ context.Context, id string) error {
+// DeleteOrphanFile deletes only what is still an old unattached
+// attachment, as the stores' conditional delete does.
+func (s *fakeFiles) DeleteOrphanFile(_ context.Context, id string, t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id == s.failOn {
 		return errors.New("disk on fire")
 	}
-	if _, ok := s.files[id]; !ok || s.ghosts[id] {
+	f, ok := s.files[id]
+	if !ok || s.ghosts[id] || f.attached || f.Kind != store.FileAttachment || !f.CreatedAt.Before(t) {
 		return fmt.Errorf("file %s: %w", id, store.ErrNotFound)
 	}
 	delete(s.files, id)

@@ -134,6 +134,20 @@ func (x *mtest) drop(userID, sid string) {
 	}
 }
 
+// pendingPurges is the set of sessions with a pending purge note.
+func (x *mtest) pendingPurges() map[string]bool {
+	x.t.Helper()
+	ps, err := x.st.SessionPurges(x.ctx, "", 1000, true)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, p := range ps {
+		out[p.SessionID] = true
+	}
+	return out
+}
+
 func (x *mtest) inStore(sid string) bool {
 	x.t.Helper()
 	_, err := x.st.SessionByID(x.ctx, sid)
@@ -141,6 +155,68 @@ func (x *mtest) inStore(sid string) bool {
 		x.t.Fatal(err)
 	}
 	return err == nil
+}
+
+// reconciled has m replay its notes once, so that it trusts its cache as a
+// running server's manager does.
+func reconciled(t *testing.T, m *Manager) *Manager {
+	t.Helper()
+	if err := m.Reconcile(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestManagerStaleRedisAfterRestart ends a session while Redis is down;
+// Redis then comes back with the data it had (the ended session's entry
+// included). The manager must refuse the session at once, and the stale
+// entry must go.
+func TestManagerStaleRedisAfterRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rds := testenv.StartPersistentRedis(t)
+	rdb := testenv.RedisClient(t, rds.URL)
+	cache := NewRedisCache(rdb)
+	st := newStore(t)
+	x := &mtest{t: t, ctx: ctx, st: st, cache: cache, m: reconciled(t, NewManager(st, cache, time.Hour, discardLog))}
+	uid := store.NewID()
+	s, keep := x.create(uid), x.create(uid)
+	x.checkOK(uid, s.ID)
+	reconciled(t, x.m)
+	if !x.m.trusted(cache.Epoch()) {
+		t.Fatal("a reconciled manager does not trust its cache")
+	}
+
+	rds.Stop(t)
+	if err := x.m.End(ctx, uid, s.ID); err != nil {
+		t.Fatalf("End with Redis down: %v", err)
+	}
+	rds.Start(t)
+	direct := testenv.RedisClient(t, rds.URL)
+	if direct.Exists(ctx, "session:"+s.ID).Val() != 1 {
+		t.Fatal("Redis did not come back with the stale entry")
+	}
+	x.checkEnded(uid, s.ID)
+	x.checkOK(uid, keep.ID)
+
+	// A second manager (a restarted node, or another node) on the same
+	// store and Redis refuses it too.
+	other := NewManager(st, NewRedisCache(testenv.RedisClient(t, rds.URL)), time.Hour, discardLog)
+	if err := other.Check(ctx, uid, s.ID); !errors.Is(err, ErrEnded) {
+		t.Fatalf("another node: Check = %v, want ErrEnded", err)
+	}
+	if err := other.Reconcile(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if direct.Exists(ctx, "session:"+s.ID).Val() != 0 {
+		t.Fatal("the reconcile left the stale entry in Redis")
+	}
+	if err := other.Check(ctx, uid, s.ID); !errors.Is(err, ErrEnded) {
+		t.Fatalf("after the reconcile: Check = %v, want ErrEnded", err)
+	}
+	if err := other.Check(ctx, uid, keep.ID); err != nil {
+		t.Fatalf("a live session: %v", err)
+	}
 }
 
 func TestManager(t *testing.T) {
@@ -382,7 +458,7 @@ func TestManager(t *testing.T) {
 					cache, rdb := mc.new(t)
 					st := newStore(t)
 					c.run(&mtest{t: t, ctx: context.Background(), st: st, cache: cache, rdb: rdb,
-						m: NewManager(st, cache, time.Hour, discardLog)})
+						m: reconciled(t, NewManager(st, cache, time.Hour, discardLog))})
 				})
 			}
 		})
@@ -439,7 +515,7 @@ func TestManagerEndRacesFill(t *testing.T) {
 				cache, rdb := mc.new(t)
 				hs := &hookedStore{Store: newStore(t)}
 				x := &mtest{t: t, ctx: context.Background(), st: hs.Store, cache: cache, rdb: rdb}
-				x.m = NewManager(hs, cache, time.Hour, discardLog)
+				x.m = reconciled(t, NewManager(hs, cache, time.Hour, discardLog))
 				uid := store.NewID()
 				s := x.create(uid)
 				x.drop(uid, s.ID)
@@ -462,7 +538,7 @@ func TestManagerEndRacesFill(t *testing.T) {
 				cache, rdb := mc.new(t)
 				hs := &hookedStore{Store: newStore(t)}
 				x := &mtest{t: t, ctx: context.Background(), st: hs.Store, cache: cache, rdb: rdb}
-				x.m = NewManager(hs, cache, time.Hour, discardLog)
+				x.m = reconciled(t, NewManager(hs, cache, time.Hour, discardLog))
 				uid := store.NewID()
 				hs.mu.Lock()
 				hs.afterCreateSession = func() {
@@ -519,15 +595,14 @@ func TestManagerRedisDown(t *testing.T) {
 		t.Fatalf("EndAll with Redis down: %v", err)
 	}
 	x.checkEnded(uid, other.ID)
-	// The cache could not be told, so this node remembers the ended
-	// sessions until the delete lands.
-	x.m.mu.RLock()
+	// The cache could not be told, so the store keeps pending purge notes
+	// until a reconcile lands the delete.
+	pending := x.pendingPurges()
 	for _, sid := range []string{before.ID, during.ID, other.ID} {
-		if _, ok := x.m.ended[sid]; !ok {
-			t.Errorf("session %s ended with Redis down has no tombstone", sid)
+		if !pending[sid] {
+			t.Errorf("session %s ended with Redis down has no pending purge note", sid)
 		}
 	}
-	x.m.mu.RUnlock()
 	want := []endCall{{uid, []string{during.ID}}, {uid, []string{before.ID}}, {uid, []string{other.ID}}}
 	if got := ends.take(); !equalCalls(got, want) {
 		t.Fatalf("OnEnd with Redis down got %v, want %v", got, want)
@@ -673,16 +748,17 @@ func TestManagerRedisComesBack(t *testing.T) {
 				t.Log("Check ran while Redis still held the ended session: the tombstone refused it")
 			}
 
-			// The retried delete lands and the tombstone goes.
+			// The reconcile lands the delete and the note is done.
+			runCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go x.m.Run(runCtx, 20*time.Millisecond)
 			for deadline := time.Now().Add(4 * time.Second); ; {
-				x.m.mu.RLock()
-				_, tomb := x.m.ended[s.ID]
-				x.m.mu.RUnlock()
-				if !tomb && direct.Exists(ctx, "session:"+s.ID).Val() == 0 {
+				pending := x.pendingPurges()[s.ID]
+				if !pending && direct.Exists(ctx, "session:"+s.ID).Val() == 0 {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("the delete did not land (tombstone %v)", tomb)
+					t.Fatalf("the delete did not land (note pending %v)", pending)
 				}
 				time.Sleep(10 * time.Millisecond) // poll interval, not synchronisation
 			}

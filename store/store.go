@@ -94,6 +94,21 @@ type Session struct {
 	ExpiresAt  time.Time
 }
 
+// SessionPurge notes an ended session whose cache entries may outlive it.
+// It is written before the session record is removed, marked done once the
+// cache has dropped the session, and kept until the session would have
+// expired: a cache that comes back with old data (a restart from a
+// snapshot, a failover) may bring the entry back, and every noted session
+// is then dropped again (see package session).
+type SessionPurge struct {
+	SessionID string
+	UserID    string
+	// ExpiresAt is the session's own expiry: past it, no cache holds it.
+	ExpiresAt time.Time
+	// Pending is true until the cache is known to have dropped it.
+	Pending bool
+}
+
 // Chat types and member roles, as on the wire.
 const (
 	ChatDirect = "direct"
@@ -195,6 +210,15 @@ type Sessions interface {
 	// ("" for none) and returns the ids it removed.
 	DeleteUserSessions(ctx context.Context, userID, exceptID string) ([]string, error)
 	TouchSession(ctx context.Context, id string, at time.Time) error
+	// AddSessionPurges records purges as pending (again, if recorded).
+	AddSessionPurges(ctx context.Context, ps []SessionPurge) error
+	// SessionPurges lists up to limit purges with session ids above after,
+	// in id order; only the pending ones when pendingOnly.
+	SessionPurges(ctx context.Context, after string, limit int, pendingOnly bool) ([]SessionPurge, error)
+	// FinishSessionPurges marks the purges of sids done.
+	FinishSessionPurges(ctx context.Context, sids []string) error
+	// DeleteExpiredSessionPurges forgets purges of sessions expired before t.
+	DeleteExpiredSessionPurges(ctx context.Context, t time.Time) error
 }
 
 // Chats keeps chats and their members.
@@ -261,6 +285,11 @@ type Files interface {
 	// UnattachedBefore lists attachment-kind files never attached and
 	// created before t, oldest first.
 	UnattachedBefore(ctx context.Context, t time.Time, limit int) ([]File, error)
+	// DeleteOrphanFile removes file id only if it is still an attachment
+	// never attached and created before t, in one conditional write: a
+	// send that attached it meanwhile (MarkAttached) keeps it. ErrNotFound
+	// when it is gone or no longer an orphan.
+	DeleteOrphanFile(ctx context.Context, id string, t time.Time) error
 }
 
 // Store is everything Parley persists.

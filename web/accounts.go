@@ -47,6 +47,9 @@ func (s *server) signup(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	if err := s.take(r.Context(), "signup:", clientAddr(r), s.limits.Signups); err != nil {
+		return err
+	}
 	g, err := s.accounts.Signup(r.Context(), auth.SignupInput{
 		Username: str.Deref(req.Username), Email: str.Deref(req.Email), Password: str.Deref(req.Password),
 		DisplayName: req.DisplayName, UserAgent: r.UserAgent(),

@@ -298,6 +298,9 @@ func (s *server) serveFile(w http.ResponseWriter, r *http.Request, f *store.File
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	h.Set("ETag", `"`+f.ID+`"`)
 	h.Set("Cache-Control", cacheControl)
+	if rg := r.Header.Get("Range"); rg != "" {
+		r.Header.Set("Range", normaliseRange(rg, f.Size))
+	}
 	http.ServeContent(&contractErrorWriter{ResponseWriter: w, r: r, s: s}, r, "", f.CreatedAt, rd)
 	return nil
 }

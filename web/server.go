@@ -83,6 +83,8 @@ type Deps struct {
 	SecureCookies bool
 	// Socket serves Socket.IO at /socket.io/; it answers CORS itself.
 	Socket http.Handler
+	// Limits are the per-address flood limits.
+	Limits Limits
 	// APIs are further APIs on the same router under /api, each with its
 	// own routes, auth and error shape (the MERN app's, package mern).
 	APIs []func(r chi.Router)
@@ -101,6 +103,7 @@ type server struct {
 	metrics       *Metrics
 	secureCookies bool
 	files         Files
+	limits        Limits
 }
 
 // NewRouter returns the whole HTTP handler.
@@ -111,7 +114,7 @@ func NewRouter(d Deps) http.Handler {
 	s := &server{
 		log: d.Log, accounts: d.Accounts, users: d.Users, presence: d.Presence,
 		chats: d.Chats, ready: d.Ready, metrics: NewMetrics(d.Registry), secureCookies: d.SecureCookies,
-		files: d.Files,
+		files: d.Files, limits: d.Limits,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -120,7 +123,7 @@ func NewRouter(d Deps) http.Handler {
 		s.presence = noPresence{}
 	}
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe)
+	r.Use(s.recoverer, s.observe, s.withClientAddr)
 	notFound := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apperr.New(apperr.NotFound, "no such route")
 	})
@@ -134,6 +137,7 @@ func NewRouter(d Deps) http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 
 	r.Route("/api", func(r chi.Router) {
+		r.Use(s.limitREST)
 		r.Post("/auth/signup", s.handle(s.signup))
 		r.Post("/auth/login", s.handle(s.login))
 		r.Group(func(r chi.Router) {

@@ -20,6 +20,8 @@ import (
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/files"
+	"github.com/parley-chat/parley/internal/clientaddr"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/mern"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
@@ -37,8 +39,9 @@ type Options struct {
 	Log   *slog.Logger
 	Store store.Store
 	Cache Cache
-	// Counter counts failed logins for the throttle.
-	Counter     auth.Counter
+	// Limiter holds the login throttle's and the flood limits' budgets
+	// (shared through Redis when configured).
+	Limiter     ratelimit.Limiter
 	Secret      []byte
 	BcryptCost  int
 	TokenTTL    time.Duration
@@ -51,6 +54,15 @@ type Options struct {
 	// default). See events.Config.
 	RecoveryWindow   time.Duration
 	SocketQueueBytes int
+	// Throttle is the login throttle's budgets; zero: the contract's.
+	Throttle auth.ThrottleLimits
+	// Sockets and REST are the flood limits (zero: none).
+	Sockets events.Limits
+	REST    web.Limits
+	// Addrs finds client addresses (TRUSTED_PROXIES); nil: the peer.
+	Addrs *clientaddr.Resolver
+	// SessionReconcileEvery paces the session cache's reconcile; 0: 1s.
+	SessionReconcileEvery time.Duration
 	// Redis, when set, makes this node one of a cluster on it: the
 	// Socket.IO Redis adapter, presence across nodes, notices for each
 	// node's caches (docs/deploy.md). Nil: a single node.
@@ -85,17 +97,31 @@ func Build(o Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("passwords: %w", err)
 	}
+	if o.Limiter == nil {
+		o.Limiter = ratelimit.NewMemory(nil)
+	}
+	if o.Throttle == (auth.ThrottleLimits{}) {
+		o.Throttle = auth.DefaultThrottleLimits
+	}
+	if o.SessionReconcileEvery <= 0 {
+		o.SessionReconcileEvery = time.Second
+	}
 	a := &App{Sessions: session.NewManager(o.Store, o.Cache, o.TokenTTL, o.Log)}
-	a.Accounts = auth.NewAccounts(o.Store, a.Sessions, passwords, auth.NewTokens(o.Secret), auth.NewThrottle(o.Counter), o.Log)
+	a.Sessions.Start(o.SessionReconcileEvery)
+	a.Accounts = auth.NewAccounts(o.Store, a.Sessions, passwords, auth.NewTokens(o.Secret), auth.NewThrottle(o.Limiter, o.Throttle), o.Log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "parley_password_checks_total", Help: "Passwords compared (bcrypt): the login throttle bounds these per account.",
+	}, func() float64 { return float64(passwords.Checks()) }))
 
 	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
 	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
 	a.MERN = mern.New(mern.Deps{Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Store: o.Store, SecureCookies: o.CookieSecure})
 	deps := events.Deps{
 		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
+		Limiter: o.Limiter, Addrs: o.Addrs,
 		MERN: a.MERN.Renderer(),
 	}
 	if o.Redis != nil {
@@ -104,6 +130,7 @@ func Build(o Options) (*App, error) {
 	}
 	a.Sockets, err = events.New(events.Config{
 		CORSOrigins: o.CORSOrigins, RecoveryWindow: o.RecoveryWindow, SocketQueueBytes: o.SocketQueueBytes,
+		Limits:       o.Sockets,
 		SetupTimeout: o.MERNSetupTimeout,
 	}, deps)
 	if err != nil {
@@ -123,6 +150,7 @@ func Build(o Options) (*App, error) {
 		Registry:      reg,
 		CORSOrigins:   o.CORSOrigins,
 		SecureCookies: o.CookieSecure,
+		Limits:        web.Limits{Limiter: o.Limiter, Addrs: o.Addrs, REST: o.REST.REST, Signups: o.REST.Signups},
 		APIs:          []func(chi.Router){a.MERN.Routes},
 		WebRoot:       o.WebRoot,
 	})

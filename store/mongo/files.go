@@ -196,6 +196,64 @@ func (s *Store) DeleteFile(ctx context.Context, id string) error {
 	return nil
 }
 
+// DeleteOrphanFile removes the file document only while it is still an
+// unattached attachment (one conditional delete, so a MarkAttached that
+// wins the race keeps the file), then its chunks.
+func (s *Store) DeleteOrphanFile(ctx context.Context, id string, t time.Time) error {
+	res, err := s.filesColl.DeleteOne(ctx, bson.D{
+		{Key: "_id", Value: id},
+		{Key: "metadata.kind", Value: store.FileAttachment},
+		{Key: "metadata.attached", Value: false},
+		{Key: "metadata.createdAt", Value: bson.D{{Key: "$lt", Value: toDate(t)}}},
+	})
+	if err != nil {
+		return fmt.Errorf("mongo: delete orphan file %q: %w", id, err)
+	}
+	if res.DeletedCount == 0 {
+		return notFound("orphan file", id)
+	}
+	if _, err := s.chunksColl.DeleteMany(ctx, bson.D{{Key: "files_id", Value: id}}); err != nil {
+		return fmt.Errorf("mongo: delete chunks of orphan file %q: %w", id, err)
+	}
+	return nil
+}
+
+// SweepOrphanChunks removes chunks whose file document does not exist and
+// that were written before t: what an upload left when its process died
+// before writing the file document (which goes last, see CreateFile). The
+// cut-off spares uploads still running on any node. It reports how many
+// chunks it removed.
+func (s *Store) SweepOrphanChunks(ctx context.Context, t time.Time) (int64, error) {
+	before := bson.D{{Key: "_id", Value: bson.D{{Key: "$lt", Value: bson.NewObjectIDFromTimestamp(t)}}}}
+	ids, err := s.chunksColl.Distinct(ctx, "files_id", before).Raw()
+	if err != nil {
+		return 0, fmt.Errorf("mongo: list chunked files: %w", err)
+	}
+	values, err := ids.Values()
+	if err != nil {
+		return 0, fmt.Errorf("mongo: read chunked files: %w", err)
+	}
+	var removed int64
+	for _, v := range values {
+		fid, ok := v.StringValueOK()
+		if !ok {
+			continue // not written by Parley
+		}
+		switch has, err := exists(ctx, s.filesColl, bson.D{{Key: "_id", Value: fid}}); {
+		case err != nil:
+			return removed, fmt.Errorf("mongo: check file %q: %w", fid, err)
+		case has:
+			continue
+		}
+		res, err := s.chunksColl.DeleteMany(ctx, append(bson.D{{Key: "files_id", Value: fid}}, before...))
+		if err != nil {
+			return removed, fmt.Errorf("mongo: delete orphan chunks of %q: %w", fid, err)
+		}
+		removed += res.DeletedCount
+	}
+	return removed, nil
+}
+
 func (s *Store) MarkAttached(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil

@@ -140,3 +140,65 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 	}
 	return nil
 }
+
+type sessionPurgeDoc struct {
+	ID        string        `bson:"_id"`
+	UserID    string        `bson:"userId"`
+	ExpiresAt bson.DateTime `bson:"expiresAt"`
+	Pending   bool          `bson:"pending"`
+}
+
+func (s *Store) AddSessionPurges(ctx context.Context, ps []store.SessionPurge) error {
+	for _, p := range ps {
+		_, err := s.sessionPurges().UpdateOne(ctx, bson.D{{Key: "_id", Value: p.SessionID}},
+			bson.D{{Key: "$set", Value: bson.D{
+				{Key: "userId", Value: p.UserID}, {Key: "expiresAt", Value: toDate(p.ExpiresAt)}, {Key: "pending", Value: true},
+			}}}, options.UpdateOne().SetUpsert(true))
+		if err != nil && !mdriver.IsDuplicateKeyError(err) {
+			return fmt.Errorf("mongo: add session purge %q: %w", p.SessionID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) SessionPurges(ctx context.Context, after string, limit int, pendingOnly bool) ([]store.SessionPurge, error) {
+	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}}
+	if pendingOnly {
+		filter = append(filter, bson.E{Key: "pending", Value: true})
+	}
+	cur, err := s.sessionPurges().Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: find session purges: %w", err)
+	}
+	var docs []sessionPurgeDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: read session purges: %w", err)
+	}
+	out := make([]store.SessionPurge, len(docs))
+	for i, d := range docs {
+		out[i] = store.SessionPurge{SessionID: d.ID, UserID: d.UserID, ExpiresAt: fromDate(d.ExpiresAt), Pending: d.Pending}
+	}
+	return out, nil
+}
+
+func (s *Store) FinishSessionPurges(ctx context.Context, sids []string) error {
+	if len(sids) == 0 {
+		return nil
+	}
+	_, err := s.sessionPurges().UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: sids}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "pending", Value: false}}}})
+	if err != nil {
+		return fmt.Errorf("mongo: finish session purges: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) DeleteExpiredSessionPurges(ctx context.Context, t time.Time) error {
+	if _, err := s.sessionPurges().DeleteMany(ctx, bson.D{{Key: "expiresAt", Value: bson.D{{Key: "$lt", Value: toDate(t)}}}}); err != nil {
+		return fmt.Errorf("mongo: delete expired session purges: %w", err)
+	}
+	return nil
+}
+
+// sessionPurges holds store.SessionPurge notes, keyed by session id.
+func (s *Store) sessionPurges() *mdriver.Collection { return s.db.Collection("session_purges") }

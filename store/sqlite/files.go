@@ -162,6 +162,12 @@ func (s *Store) DeleteFile(ctx context.Context, id string) error {
 	return s.updateOne(ctx, "delete file", `DELETE FROM files WHERE id = ? AND complete = 1`, id)
 }
 
+func (s *Store) DeleteOrphanFile(ctx context.Context, id string, t time.Time) error {
+	// Chunks go with the row (ON DELETE CASCADE), in the same statement.
+	return s.updateOne(ctx, "delete orphan file", `DELETE FROM files
+		WHERE id = ? AND kind = 'attachment' AND attached = 0 AND complete = 1 AND created_at < ?`, id, toMS(t))
+}
+
 func (s *Store) MarkAttached(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil

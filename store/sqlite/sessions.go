@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/store"
@@ -96,4 +97,76 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID, exceptID string)
 
 func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
 	return s.updateOne(ctx, "touch session", `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, toMS(at), id)
+}
+
+func (s *Store) AddSessionPurges(ctx context.Context, ps []store.SessionPurge) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("add session purges", err)
+	}
+	defer tx.Rollback()
+	for _, p := range ps {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO session_purges (session_id, user_id, expires_at, pending) VALUES (?, ?, ?, 1)
+			ON CONFLICT (session_id) DO UPDATE SET pending = 1`, p.SessionID, p.UserID, toMS(p.ExpiresAt)); err != nil {
+			return wrap("add session purges", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap("add session purges", err)
+	}
+	return nil
+}
+
+func (s *Store) SessionPurges(ctx context.Context, after string, limit int, pendingOnly bool) ([]store.SessionPurge, error) {
+	const op = "session purges"
+	q := `SELECT session_id, user_id, expires_at, pending FROM session_purges WHERE session_id > ?`
+	if pendingOnly {
+		q += ` AND pending = 1`
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY session_id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	out := []store.SessionPurge{}
+	for rows.Next() {
+		var (
+			p   store.SessionPurge
+			exp sql.NullInt64
+		)
+		if err := rows.Scan(&p.SessionID, &p.UserID, &exp, &p.Pending); err != nil {
+			return nil, wrap(op, err)
+		}
+		p.ExpiresAt = fromMS(exp)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	return out, nil
+}
+
+func (s *Store) FinishSessionPurges(ctx context.Context, sids []string) error {
+	if len(sids) == 0 {
+		return nil
+	}
+	args := make([]any, len(sids))
+	for i, id := range sids {
+		args[i] = id
+	}
+	q := `UPDATE session_purges SET pending = 0 WHERE session_id IN (?` + strings.Repeat(", ?", len(sids)-1) + `)`
+	if _, err := s.w.ExecContext(ctx, q, args...); err != nil {
+		return wrap("finish session purges", err)
+	}
+	return nil
+}
+
+func (s *Store) DeleteExpiredSessionPurges(ctx context.Context, t time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM session_purges WHERE expires_at < ?`, toMS(t)); err != nil {
+		return wrap("delete expired session purges", err)
+	}
+	return nil
 }

@@ -243,7 +243,17 @@ CREATE TABLE file_chunks (
 	PRIMARY KEY (file_id, n)
 );
 `,
-	// 2: an external picture URL per user (the MERN app's pic).
+	// 2: notes of ended sessions whose cache entries may outlive them.
+	`
+CREATE TABLE session_purges (
+	session_id TEXT NOT NULL PRIMARY KEY,
+	user_id    TEXT NOT NULL,
+	expires_at INTEGER,
+	pending    INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX session_purges_pending ON session_purges (session_id) WHERE pending = 1;
+`,
+	// 3: an external picture URL per user (the MERN app's pic).
 	`ALTER TABLE users ADD COLUMN picture_url TEXT NOT NULL DEFAULT '';`,
 }
 

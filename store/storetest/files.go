@@ -344,6 +344,36 @@ func testFiles(t *testing.T, open func(t *testing.T) store.Store) {
 		checkContent(t, "kept file content", readFile(t, s, kept.ID), data[:chunk+1])
 	})
 
+	t.Run("DeleteOrphanFile", func(t *testing.T) {
+		s := open(t)
+		mk := func(kind string, created time.Duration) store.File {
+			return createFile(t, s, newFile(kind, created), randomBytes(300<<10, uint64(created))) // two chunks
+		}
+		orphan := mk(store.FileAttachment, time.Second)
+		claimed := mk(store.FileAttachment, time.Second)
+		avatar := mk(store.FileAvatar, time.Second)
+		young := mk(store.FileAttachment, time.Minute)
+		cutoff := at(10 * time.Second)
+
+		// The sweep listed claimed as an orphan; a send claims it before the
+		// delete lands: the conditional delete must leave it.
+		listed, err := s.UnattachedBefore(t.Context(), cutoff, 10)
+		must(t, "UnattachedBefore", err)
+		if len(listed) != 2 {
+			t.Fatalf("listed %d orphans, want 2", len(listed))
+		}
+		must(t, "MarkAttached", s.MarkAttached(t.Context(), []string{claimed.ID}))
+		wantNotFound(t, "DeleteOrphanFile(claimed)", s.DeleteOrphanFile(t.Context(), claimed.ID, cutoff))
+		checkContent(t, "claimed file", readFile(t, s, claimed.ID), randomBytes(300<<10, uint64(time.Second)))
+
+		wantNotFound(t, "DeleteOrphanFile(avatar)", s.DeleteOrphanFile(t.Context(), avatar.ID, cutoff))
+		wantNotFound(t, "DeleteOrphanFile(younger than the cut-off)", s.DeleteOrphanFile(t.Context(), young.ID, cutoff))
+		wantNotFound(t, "DeleteOrphanFile(unknown)", s.DeleteOrphanFile(t.Context(), store.NewID(), cutoff))
+		must(t, "DeleteOrphanFile(orphan)", s.DeleteOrphanFile(t.Context(), orphan.ID, cutoff))
+		wantNotFound(t, "DeleteOrphanFile(again)", s.DeleteOrphanFile(t.Context(), orphan.ID, cutoff))
+		wantNoFile(t, s, orphan.ID)
+	})
+
 	t.Run("UnattachedBefore", func(t *testing.T) {
 		s := open(t)
 		mk := func(kind string, created time.Duration) store.File {

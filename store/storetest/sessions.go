@@ -27,6 +27,56 @@ func createSession(t *testing.T, s store.Store, sess store.Session) store.Sessio
 func sessionID(s store.Session) string { return s.ID }
 
 func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("Purges", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		a := store.SessionPurge{SessionID: "a" + store.NewID()[1:], UserID: store.NewID(), ExpiresAt: at(time.Hour)}
+		b := store.SessionPurge{SessionID: "b" + store.NewID()[1:], UserID: a.UserID, ExpiresAt: at(2 * time.Hour)}
+		must(t, "AddSessionPurges", s.AddSessionPurges(ctx, []store.SessionPurge{a, b}))
+		list := func(after string, limit int, pendingOnly bool) []string {
+			t.Helper()
+			got, err := s.SessionPurges(ctx, after, limit, pendingOnly)
+			must(t, "SessionPurges", err)
+			var ids []string
+			for _, g := range got {
+				want := a
+				if g.SessionID == b.SessionID {
+					want = b
+				}
+				if g.UserID != want.UserID || !g.ExpiresAt.Equal(want.ExpiresAt.Truncate(time.Millisecond)) {
+					t.Fatalf("SessionPurges: %+v, want %+v", g, want)
+				}
+				ids = append(ids, g.SessionID)
+			}
+			return ids
+		}
+		if got := list("", 10, true); !slicesEqual(got, []string{a.SessionID, b.SessionID}) {
+			t.Fatalf("pending purges = %v, want a, b in id order", got)
+		}
+		if got := list(a.SessionID, 10, false); !slicesEqual(got, []string{b.SessionID}) {
+			t.Fatalf("purges after a = %v, want b", got)
+		}
+		if got := list("", 1, false); len(got) != 1 {
+			t.Fatalf("limit 1 gave %v", got)
+		}
+		must(t, "FinishSessionPurges", s.FinishSessionPurges(ctx, []string{a.SessionID, store.NewID()}))
+		if got := list("", 10, true); !slicesEqual(got, []string{b.SessionID}) {
+			t.Fatalf("pending after finishing a = %v, want b", got)
+		}
+		if got := list("", 10, false); len(got) != 2 {
+			t.Fatalf("a finished purge is kept until it expires: %v", got)
+		}
+		// Recording one again (a second node ending it) makes it pending.
+		must(t, "AddSessionPurges(again)", s.AddSessionPurges(ctx, []store.SessionPurge{a}))
+		if got := list("", 10, true); len(got) != 2 {
+			t.Fatalf("re-added purge not pending: %v", got)
+		}
+		must(t, "DeleteExpiredSessionPurges", s.DeleteExpiredSessionPurges(ctx, at(90*time.Minute)))
+		if got := list("", 10, false); !slicesEqual(got, []string{b.SessionID}) {
+			t.Fatalf("after deleting those expired by 90m: %v, want b", got)
+		}
+	})
+
 	t.Run("CreateAndGet", func(t *testing.T) {
 		s := open(t)
 		sess := createSession(t, s, newSession(store.NewID(), 0))

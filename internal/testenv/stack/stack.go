@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/app"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/internal/testenv/sioraw"
@@ -120,7 +120,7 @@ func start(t *testing.T, kind, redisURL, mongoDB string, cluster bool) *Server {
 	t.Cleanup(func() { _ = rdb.Close() })
 	opts := app.Options{
 		Log: log, Store: s.Store, Cache: session.NewRedisCache(rdb),
-		Counter: auth.NewFallbackCounter(auth.NewRedisCounter(rdb), log),
+		Limiter: ratelimit.NewFallback(ratelimit.NewRedis(rdb), log),
 		Secret:  []byte(Secret), BcryptCost: 4, TokenTTL: 168 * time.Hour, FileLimits: files.DefaultLimits,
 	}
 	if cluster {
