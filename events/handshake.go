@@ -59,7 +59,6 @@ func presentsCredentials(authData map[string]any, query url.Values, header http.
 	return err == nil
 }
 
-
 // authTimeout bounds a handshake's credential check (the session cache,
 // or the database on a miss).
 const authTimeout = 5 * time.Second

@@ -209,7 +209,7 @@ type Server struct {
 
 	expiryMu sync.Mutex
 	expiries map[string]*sessionExpiry // by session id; see watchExpiry
-	mern mernServer // the MERN dialect's deliveries (mern.go)
+	mern     mernServer                // the MERN dialect's deliveries (mern.go)
 }
 
 var _ chat.Broadcaster = (*Server)(nil)
