@@ -63,3 +63,11 @@ func TestBrowserClient(t *testing.T) {
 	}
 	runNodeSuite(t, "scripts/browser", srv, "SCREENSHOT_DIR="+shots)
 }
+
+// TestMERNFrontendFlows replays the MERN chat app's frontend flows with the
+// socket.io-client and axios versions it locks (scripts/mern), on both stores.
+func TestMERNFrontendFlows(t *testing.T) {
+	forEachStore(t, func(t *testing.T, srv *testServer, _ Config) {
+		runNodeSuite(t, "scripts/mern", srv)
+	})
+}

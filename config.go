@@ -19,6 +19,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/clientaddr"
 	"github.com/parley-chat/parley/internal/ratelimit"
+	"github.com/parley-chat/parley/web"
 )
 
 // Config is every setting, from the environment and an optional .env file
@@ -65,6 +66,12 @@ type Config struct {
 	MaxSocketsPerUser     int           `env:"MAX_SOCKETS_PER_USER" envDefault:"20"`
 	MaxSocketsPerAddress  int           `env:"MAX_SOCKETS_PER_ADDRESS" envDefault:"200"`
 	SessionReconcileEvery time.Duration `env:"SESSION_RECONCILE_INTERVAL" envDefault:"1s"`
+
+	// WebRoot serves a built single-page app at / instead of the embedded client.
+	WebRoot string `env:"WEB_ROOT"`
+	// MERNSetupTimeout is how long a socket without credentials may wait
+	// for the MERN app's setup event.
+	MERNSetupTimeout time.Duration `env:"MERN_SETUP_TIMEOUT" envDefault:"5s"`
 }
 
 // RateSpec is a rate limit written "N/unit" or "N/unit:burst" (unit s, m,
@@ -203,6 +210,13 @@ func (c *Config) validate() error {
 		return &ConfigError{"MAX_SOCKETS_PER_ADDRESS", "must be 0 (no limit) or more"}
 	case c.SessionReconcileEvery < 10*time.Millisecond || c.SessionReconcileEvery > time.Minute:
 		return &ConfigError{"SESSION_RECONCILE_INTERVAL", "must be 10ms..1m"}
+	case c.MERNSetupTimeout < 100*time.Millisecond || c.MERNSetupTimeout > time.Minute:
+		return &ConfigError{"MERN_SETUP_TIMEOUT", "must be 100ms..1m"}
+	}
+	if c.WebRoot != "" {
+		if err := web.CheckWebRoot(c.WebRoot); err != nil {
+			return &ConfigError{"WEB_ROOT", fmt.Sprintf("%q has no index.html to serve: %v", c.WebRoot, err)}
+		}
 	}
 	if _, err := clientaddr.New(c.TrustedProxies); err != nil {
 		return &ConfigError{"TRUSTED_PROXIES", err.Error()}

@@ -24,7 +24,7 @@ func testConfig(t *testing.T, kind string) Config {
 	cfg, err := loadConfig(t.TempDir(), append([]string{
 		"HOST=127.0.0.1", "PORT=0", "DATA_DIR=" + t.TempDir(), "BCRYPT_COST=4",
 		"JWT_SECRET=" + testJWTSecret, "LOG_LEVEL=warn", "PARLEY_ENV=test",
-		"REDIS_URL=" + testenv.RedisURL(t),
+		"REDIS_URL=" + testenv.RedisURL(t), "MERN_SETUP_TIMEOUT=1s",
 	}, noFloodLimits...))
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "import" {
+		os.Exit(importCommand(os.Args[2:], os.Environ(), os.Stdout, os.Stderr))
+	}
 	cfg, err := loadConfig(".", os.Environ())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parley: configuration: %v\n", err)
@@ -101,6 +104,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 		Addrs:                 addrs,
 		SessionReconcileEvery: cfg.SessionReconcileEvery,
 		Redis:                 cache.redis,
+		WebRoot:               cfg.WebRoot, MERNSetupTimeout: cfg.MERNSetupTimeout,
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -30,7 +31,14 @@ type Identity struct {
 	SessionID string
 	// ExpiresAt is when the session ends by time (its token's exp).
 	ExpiresAt time.Time
+	// App is the client app the session was started for (Claims.App).
+	App string
 }
+
+// AppMERN marks sessions started through the MERN API: their sockets speak
+// the MERN app's dialect (events/mern.go) even when they reconnect with
+// only the cookie and never send setup again.
+const AppMERN = "mern"
 
 // Grant is a fresh session and the token that names it.
 type Grant struct {
@@ -64,6 +72,10 @@ type SignupInput struct {
 	Password    string
 	DisplayName *string
 	UserAgent   string
+	// PictureURL is an external picture (the MERN app's pic); "" for none.
+	PictureURL string
+	// App is the client app the first session is for ("" or AppMERN).
+	App string
 }
 
 // Signup creates an account and its first session.
@@ -88,6 +100,9 @@ func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 		}
 		display = d
 	}
+	if in.PictureURL != "" && !ValidPictureURL(in.PictureURL) {
+		fields["pictureUrl"] = "an http or https URL of at most 2048 characters"
+	}
 	if len(fields) > 0 {
 		return nil, apperr.Invalid("invalid signup", fields)
 	}
@@ -97,7 +112,7 @@ func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 	}
 	u := &store.User{
 		ID: store.NewID(), Username: username, Email: email,
-		DisplayName: display, PasswordHash: hash, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
+		DisplayName: display, PasswordHash: hash, PictureURL: in.PictureURL, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}
 	if err := a.users.CreateUser(ctx, u); err != nil {
 		switch store.ConflictOn(err) {
@@ -108,7 +123,7 @@ func (a *Accounts) Signup(ctx context.Context, in SignupInput) (*Grant, error) {
 		}
 		return nil, fmt.Errorf("signup: %w", err)
 	}
-	return a.grant(ctx, u, in.UserAgent)
+	return a.grant(ctx, u, in.UserAgent, in.App)
 }
 
 // ErrBadLogin is the one answer for an unknown user and a wrong password.
@@ -119,6 +134,11 @@ var ErrBadLogin = apperr.New(apperr.Unauthorized, "invalid login or password")
 // password is compared (see Throttle), and to the account the login names:
 // its username and its email share one budget.
 func (a *Accounts) Login(ctx context.Context, login, password, client, userAgent string) (*Grant, error) {
+	return a.LoginApp(ctx, "", login, password, client, userAgent)
+}
+
+// LoginApp is Login for a session of the client app app ("" or AppMERN).
+func (a *Accounts) LoginApp(ctx context.Context, app, login, password, client, userAgent string) (*Grant, error) {
 	login = canonicalLogin(login)
 	if login == "" || password == "" {
 		return nil, apperr.Invalid("login and password are required", map[string]string{"login": "required", "password": "required"})
@@ -143,15 +163,15 @@ func (a *Accounts) Login(ctx context.Context, login, password, client, userAgent
 	if err := a.throttle.Succeeded(ctx, account, client); err != nil {
 		a.log.Warn("clear login failures", "err", err)
 	}
-	return a.grant(ctx, u, userAgent)
+	return a.grant(ctx, u, userAgent, app)
 }
 
-func (a *Accounts) grant(ctx context.Context, u *store.User, userAgent string) (*Grant, error) {
+func (a *Accounts) grant(ctx context.Context, u *store.User, userAgent, app string) (*Grant, error) {
 	s, err := a.sessions.Create(ctx, u.ID, userAgent)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := a.tokens.Sign(Claims{UserID: u.ID, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt})
+	tok, err := a.tokens.Sign(Claims{UserID: u.ID, SessionID: s.ID, IssuedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, App: app})
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +196,7 @@ func (a *Accounts) Authenticate(ctx context.Context, token string) (Identity, er
 		}
 		return Identity{}, err
 	}
-	return Identity{UserID: c.UserID, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt}, nil
+	return Identity{UserID: c.UserID, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt, App: c.App}, nil
 }
 
 // ProfileInput is a PATCH /api/me request; nil fields stay as they are.
@@ -262,4 +282,15 @@ func cleanDisplayName(s string) (string, string) {
 		}
 	}
 	return s, ""
+}
+
+// ValidPictureURL tells whether s may be kept as a user's external picture:
+// an absolute http(s) URL of at most 2048 characters (browsers show it as
+// an image source, so nothing else, such as javascript: or data:, passes).
+func ValidPictureURL(s string) bool {
+	if len(s) > 2048 || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
 }

@@ -18,10 +18,14 @@ type Claims struct {
 	SessionID string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// App names the client app a session was started for: "" for Parley's
+	// own API, AppMERN for the MERN API's logins.
+	App string
 }
 
 type jwtClaims struct {
 	SessionID string `json:"sid"`
+	App       string `json:"app,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -50,6 +54,7 @@ func NewTokens(secret []byte) *Tokens {
 func (t *Tokens) Sign(c Claims) (string, error) {
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{
 		SessionID: c.SessionID,
+		App:       c.App,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   c.UserID,
 			IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
@@ -79,5 +84,6 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		SessionID: c.SessionID,
 		IssuedAt:  c.IssuedAt.Time,
 		ExpiresAt: c.ExpiresAt.Time,
+		App:       c.App,
 	}, nil
 }

@@ -24,9 +24,7 @@ import (
 // connectSock opens a websocket and connects the namespace as token.
 func connectSock(t *testing.T, srv *stack.Server, token string) *sioraw.Client {
 	t.Helper()
-	c := sioraw.Dial(t, srv.URL, "", nil)
-	c.MustConnect(token)
-	return c
+	return stack.ConnectSock(t, srv.URL, token)
 }
 
 // newGroupChat creates a group owned by owner and returns its id.

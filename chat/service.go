@@ -350,6 +350,19 @@ func (s *Service) Typing(ctx context.Context, userID, origin, chatID string, isT
 	return nil
 }
 
+// ChatOf returns the chat with its members if userID belongs to it, from
+// the service's cache (a copy: callers may keep it); not_found otherwise.
+// The MERN API renders its chats and deliveries from it.
+func (s *Service) ChatOf(ctx context.Context, userID, chatID string) (*store.Chat, error) {
+	c, err := s.chat(ctx, userID, chatID)
+	if err != nil {
+		return nil, err
+	}
+	cp := *c
+	cp.Members = slices.Clone(c.Members)
+	return &cp, nil
+}
+
 // Member answers not_found unless userID belongs to chatID.
 func (s *Service) Member(ctx context.Context, userID, chatID string) error {
 	_, err := s.chat(ctx, userID, chatID)

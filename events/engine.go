@@ -114,6 +114,11 @@ func (h hijackable) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // error's message.
 func (e *engine) authenticate(sock *sio.Socket) error {
 	hs := sock.Handshake()
+	if !presentsCredentials(sock.Auth(), hs.Query, hs.Headers) {
+		// No credentials at all: let in to wait for the MERN app's setup.
+		sock.SetData(awaitingSetup{})
+		return nil
+	}
 	id, release, err := e.s.admit(handshakeToken(sock.Auth(), hs.Query, hs.Headers), hs.Address, hs.Headers)
 	if err == nil {
 		// The socket's slots are held until it goes; onConnection hands
@@ -140,25 +145,33 @@ func (e *engine) authenticate(sock *sio.Socket) error {
 	return nil
 }
 
+// awaitingSetup is the data of a socket admitted without credentials.
+type awaitingSetup struct{}
+
 // onConnection runs once the socket is registered, before its client is
 // told it is connected and before any of its events is handled: whatever
 // reaches its rooms from here on reaches it, after the CONNECT.
 func (e *engine) onConnection(sock *sio.Socket) {
+	_, awaiting := sock.Data().(awaitingSetup)
 	id, ok := sock.Data().(auth.Identity)
-	if !ok || id.UserID == "" {
+	if !awaiting && (!ok || id.UserID == "") {
 		sock.Disconnect(false)
 		e.release(sock)
 		return
 	}
 	c := &sioConn{sock: sock, id: id}
-	gen, err := e.s.enterRooms(c)
-	if err != nil {
-		// A socket outside its chats' rooms would miss messages without
-		// knowing; a dropped one reconnects and tries again.
-		e.s.log.Warn("socket handshake: look up chats; dropping the connection", "user", id.UserID, "err", err)
-		sock.Drop()
-		e.release(sock)
-		return
+	var gen uint64
+	if !awaiting && id.App != auth.AppMERN {
+		var err error
+		gen, err = e.s.enterRooms(c)
+		if err != nil {
+			// A socket outside its chats' rooms would miss messages without
+			// knowing; a dropped one reconnects and tries again.
+			e.s.log.Warn("socket handshake: look up chats; dropping the connection", "user", id.UserID, "err", err)
+			sock.Drop()
+			e.release(sock)
+			return
+		}
 	}
 	st := e.s.newConn(c)
 	sock.OnDisconnect(func(string) { st.teardown(); e.release(sock) })
@@ -168,9 +181,18 @@ func (e *engine) onConnection(sock *sio.Socket) {
 		e.release(sock)
 		return
 	}
-	st.setup(gen)
+	switch {
+	case awaiting:
+		st.awaitSetup()
+	case id.App == auth.AppMERN:
+		st.connectMERN()
+	default:
+		st.setup(gen)
+	}
 	sock.OnEvent(func(event string, args []any, ack sio.AckFunc) {
-		if !clientEvent[event] {
+		// Events arrive one at a time on the read path, so admits sees
+		// them in order (a waiting socket's first must be setup).
+		if !st.admits(event) || !clientEvent[event] {
 			return
 		}
 		var payload any
@@ -187,7 +209,7 @@ func (e *engine) onConnection(sock *sio.Socket) {
 
 var clientEvent = func() map[string]bool {
 	m := map[string]bool{}
-	for _, name := range clientEvents {
+	for _, name := range append(clientEvents, mernEvents...) {
 		m[name] = true
 	}
 	return m
@@ -196,19 +218,47 @@ var clientEvent = func() map[string]bool {
 // sioConn is an engine socket as a Conn.
 type sioConn struct {
 	sock *sio.Socket
+	mu   sync.RWMutex
 	id   auth.Identity
 }
 
-func (c *sioConn) ID() string        { return c.sock.ID() }
-func (c *sioConn) UserID() string    { return c.id.UserID }
-func (c *sioConn) SessionID() string { return c.id.SessionID }
+func (c *sioConn) ID() string { return c.sock.ID() }
 
-func (c *sioConn) Emit(event string, payload any) { _ = c.sock.Emit(event, payload) }
-func (c *sioConn) Join(rooms ...string)           { c.sock.Join(rooms...) }
-func (c *sioConn) Leave(room string)              { c.sock.Leave(room) }
-func (c *sioConn) Disconnect()                    { c.sock.Disconnect(false) }
-func (c *sioConn) Drop()                          { c.sock.Drop() }
-func (c *sioConn) Rooms() []string                { return c.sock.Rooms() }
+func (c *sioConn) UserID() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.id.UserID
+}
+
+func (c *sioConn) SessionID() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.id.SessionID
+}
+
+// Bind sets the identity of a socket admitted without credentials (mern.go).
+func (c *sioConn) Bind(id auth.Identity) {
+	c.mu.Lock()
+	c.id = id
+	c.mu.Unlock()
+	c.sock.SetData(id)
+}
+
+// Emit sends payload as the event's one argument; a nil payload sends none
+// (the MERN app's connected, typing and stop typing carry nothing).
+func (c *sioConn) Emit(event string, payload any) { _ = c.sock.Emit(event, eventArgs(payload)...) }
+
+func eventArgs(payload any) []any {
+	if payload == nil {
+		return nil
+	}
+	return []any{payload}
+}
+func (c *sioConn) Join(rooms ...string) { c.sock.Join(rooms...) }
+func (c *sioConn) Leave(room string)    { c.sock.Leave(room) }
+func (c *sioConn) Disconnect()          { c.sock.Disconnect(false) }
+func (c *sioConn) Drop()                { c.sock.Drop() }
+func (c *sioConn) Rooms() []string      { return c.sock.Rooms() }
 
 // fanout over the main namespace's rooms.
 
@@ -216,7 +266,7 @@ func (e *engine) emit(to, except []string, event string, payload any) {
 	if len(to) == 0 {
 		return // never the whole namespace by accident
 	}
-	if err := e.nsp.Broadcast(sio.BroadcastOptions{Rooms: to, Except: except}, event, payload); err != nil {
+	if err := e.nsp.Broadcast(sio.BroadcastOptions{Rooms: to, Except: except}, event, eventArgs(payload)...); err != nil {
 		e.s.log.Error("socket broadcast: encode", "event", event, "err", err)
 	}
 }

@@ -61,6 +61,8 @@ type connState struct {
 	closed  bool
 	tracked bool
 	ended   sync.Once
+
+	mern mernConn // the MERN dialect's state (mern.go)
 }
 
 func (s *Server) newConn(c Conn) *connState {
@@ -124,9 +126,14 @@ func (st *connState) setup(gen uint64) {
 			return
 		}
 	}
+	st.track()
+}
+
+// track counts the socket for presence, unless its session ended after the
+// credential check, before the session room could hear of it.
+func (st *connState) track() {
+	s, c := st.s, st.conn
 	if s.wasRevoked(c.SessionID()) {
-		// Ended after the credential check, before the session room could
-		// hear of it.
 		c.Emit(EventSessionRevoked, struct{}{})
 		c.Disconnect()
 		return
@@ -145,6 +152,7 @@ func (st *connState) setup(gen uint64) {
 // revocation, so the slow part runs on its own.
 func (st *connState) teardown() {
 	st.ended.Do(func() {
+		st.mern.stopTimer()
 		st.s.work.begin()
 		go func() {
 			defer st.s.work.end()
@@ -173,6 +181,9 @@ func (st *connState) handle(event string, payload any, ack Ack) {
 	if st.s.closed.Load() {
 		// Shutting down: what was accepted is finishing; nothing new starts.
 		st.reply(event, ack, nil, errShuttingDown)
+		return
+	}
+	if st.handleMERN(event, payload, ack) {
 		return
 	}
 	switch event {
@@ -354,22 +365,38 @@ func (st *connState) onTyping(v any, ack Ack) {
 		if p.Err() != nil {
 			return nil
 		}
-		relay := st.typing.allow(*chatID, *isTyping)
-		if !relay && ack == nil {
-			// A repeat over the budget: nothing anyone would miss, and no
-			// one waits for an answer.
-			return nil
-		}
-		return func(ctx context.Context) (any, error) {
-			if relay {
-				return done(st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), *chatID, *isTyping))
-			}
-			// A dropped repeat is answered as the relay would have been: a
-			// chat the caller cannot see is not_found, however often it is
-			// named.
-			return done(st.s.chats.Member(ctx, st.conn.UserID(), *chatID))
-		}
+		return st.typingWork(*chatID, *isTyping, ack)
 	})
+}
+
+// relayTyping is a MERN typing change (mern.go): a chat id, no payload.
+func (st *connState) relayTyping(chatID string, isTyping bool, ack Ack) {
+	work := st.typingWork(chatID, isTyping, ack)
+	if work == nil {
+		st.reply(EventTyping, ack, okAck{OK: true}, nil)
+		return
+	}
+	st.run(laneTyping, EventTyping, ack, work)
+}
+
+// typingWork relays a typing change within the socket's budget (the chat
+// service sends it to both dialects); nil for a repeat over the budget
+// that no one waits for.
+func (st *connState) typingWork(chatID string, isTyping bool, ack Ack) func(ctx context.Context) (any, error) {
+	relay := st.typing.allow(chatID, isTyping)
+	if !relay && ack == nil {
+		// A repeat over the budget: nothing anyone would miss, and no one
+		// waits for an answer.
+		return nil
+	}
+	return func(ctx context.Context) (any, error) {
+		if relay {
+			return done(st.s.chats.Typing(ctx, st.conn.UserID(), st.conn.ID(), chatID, isTyping))
+		}
+		// A dropped repeat is answered as the relay would have been: a chat
+		// the caller cannot see is not_found, however often it is named.
+		return done(st.s.chats.Member(ctx, st.conn.UserID(), chatID))
+	}
 }
 
 func (st *connState) onHistory(v any, ack Ack) {

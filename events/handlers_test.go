@@ -366,7 +366,7 @@ func TestBroadcasterRooms(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("emits\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if fmt.Sprint(h.out.joins) != "[[user:"+userA+" chat:"+chat2+"]]" || fmt.Sprint(h.out.leaves) != "[[user:"+userB+" chat:"+chat1+"]]" {
+	if fmt.Sprint(h.out.joins) != "[[user:"+userA+" chat:"+chat2+"]]" || fmt.Sprint(h.out.leaves) != "[[user:"+userB+" chat:"+chat1+"] [mern:user:"+userB+" mern:chat:"+chat1+"]]" {
 		t.Fatalf("joins %v leaves %v", h.out.joins, h.out.leaves)
 	}
 }

@@ -45,6 +45,20 @@ func stringish(v any) string {
 	return ""
 }
 
+// presentsCredentials tells whether a handshake offers any credential at
+// all, even an empty or malformed one: only a handshake with none is
+// admitted to wait for a MERN setup; any other must pass the check.
+func presentsCredentials(authData map[string]any, query url.Values, header http.Header) bool {
+	if _, ok := authData["token"]; ok {
+		return true
+	}
+	if query.Has("token") || header.Get("Authorization") != "" {
+		return true
+	}
+	_, err := (&http.Request{Header: header}).Cookie(auth.CookieName)
+	return err == nil
+}
+
 // authTimeout bounds a handshake's credential check (the session cache,
 // or the database on a miss).
 const authTimeout = 5 * time.Second

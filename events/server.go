@@ -79,6 +79,9 @@ type Config struct {
 	SocketQueueBytes int
 	// HandlerTimeout bounds one event's work; default 15s.
 	HandlerTimeout time.Duration
+	// SetupTimeout is how long a socket admitted without credentials may
+	// wait before its MERN `setup` event; default 5s.
+	SetupTimeout time.Duration
 	// Limits are the flood limits; the zero value limits nothing.
 	Limits Limits
 }
@@ -111,6 +114,9 @@ func (c *Config) defaults() {
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 15 * time.Second
 	}
+	if c.SetupTimeout == 0 {
+		c.SetupTimeout = 5 * time.Second
+	}
 }
 
 // Deps is what the socket server works with.
@@ -134,6 +140,9 @@ type Deps struct {
 	Limiter ratelimit.Limiter
 	// Addrs finds a handshake's client address; nil means the peer.
 	Addrs *clientaddr.Resolver
+	// MERN renders messages for the MERN app's sockets (see mern.go); nil
+	// leaves them without `message recieved`.
+	MERN MERNRenderer
 }
 
 // fanout is what the server needs from the transport, in Parley's terms:
@@ -200,6 +209,7 @@ type Server struct {
 
 	expiryMu sync.Mutex
 	expiries map[string]*sessionExpiry // by session id; see watchExpiry
+	mern     mernServer                // the MERN dialect's deliveries (mern.go)
 }
 
 var _ chat.Broadcaster = (*Server)(nil)
@@ -246,6 +256,7 @@ func newServer(cfg Config, deps Deps) (*Server, error) {
 		expiries: map[string]*sessionExpiry{},
 		limiter:  deps.Limiter, addrs: deps.Addrs, slots: ratelimit.NewSlots(),
 	}
+	s.mern.init(deps.MERN, &s.work)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -320,6 +331,7 @@ func (s *Server) ToChat(chatID, event string, payload any, origin string) {
 		except = []string{origin}
 	}
 	s.out.emit([]string{chatRoom(chatID)}, except, event, payload)
+	s.mernToChat(chatID, event, payload)
 }
 
 // ToUsers emits to every socket of each user.
@@ -328,6 +340,7 @@ func (s *Server) ToUsers(userIDs []string, event string, payload any) {
 		return
 	}
 	s.out.emit(userRooms(userIDs), nil, event, payload)
+	s.mernToUsers(event, payload)
 }
 
 // JoinChat makes every live socket of the users join the chat's room.
@@ -350,6 +363,7 @@ func (s *Server) LeaveChat(userIDs []string, chatID string) {
 	defer s.membership.Unlock()
 	s.membershipGen.Add(1)
 	s.out.leave(userRooms(userIDs), chatRoom(chatID))
+	s.out.leave(mernUserRooms(userIDs), mernChatRoom(chatID))
 }
 
 func userRooms(userIDs []string) []string {

@@ -82,7 +82,7 @@ func startLive(t *testing.T, cfg Config) *live {
 func TestLiveHandshakeRefused(t *testing.T) {
 	l := startLive(t, Config{})
 	// What socket.io-client 2.x sends: the token in the query, no auth.
-	for name, query := range map[string]string{"no token": "", "bad query": "token=forged"} {
+	for name, query := range map[string]string{"empty token": "token=", "bad query": "token=forged"} {
 		t.Run("query/"+name, func(t *testing.T) {
 			c := sioraw.Dial(t, l.url, query, nil)
 			kind, body := c.Connect(nil)
@@ -91,7 +91,7 @@ func TestLiveHandshakeRefused(t *testing.T) {
 			}
 		})
 	}
-	for name, auth := range map[string]map[string]any{"no token": {}, "bad token": {"token": "forged"}, "token not a string": {"token": 12}} {
+	for name, auth := range map[string]map[string]any{"empty token": {"token": ""}, "bad token": {"token": "forged"}, "token not a string": {"token": 12}} {
 		t.Run("websocket/"+name, func(t *testing.T) {
 			c := sioraw.Dial(t, l.url, "", nil)
 			kind, body := c.Connect(auth)
@@ -106,6 +106,32 @@ func TestLiveHandshakeRefused(t *testing.T) {
 		if got := p.Expect("CONNECT answer", func(f string) bool { return strings.HasPrefix(f, "4") }); got != `4{"data":{"code":"unauthorized"},"message":"unauthorized"}` {
 			t.Fatalf("answer %q", got)
 		}
+	})
+}
+
+// TestLiveNoCredentialsAwaitSetup: a handshake without any credential is
+// let in to wait for the MERN app's setup (mern.go): anything else first,
+// or nothing in time, ends it; setup with a good token binds it.
+func TestLiveNoCredentialsAwaitSetup(t *testing.T) {
+	l := startLive(t, Config{SetupTimeout: 200 * time.Millisecond})
+	t.Run("nothing in time", func(t *testing.T) {
+		c := sioraw.Dial(t, l.url, "", nil)
+		if kind, body := c.Connect(nil); kind != "40" {
+			t.Fatalf("answer %s %v, want 40", kind, body)
+		}
+		c.Expect("the server's DISCONNECT", func(f string) bool { return f == "41" })
+	})
+	t.Run("another event first", func(t *testing.T) {
+		c := sioraw.Dial(t, l.url, "", nil)
+		c.Connect(nil)
+		c.Emit(`["message:send",{"chatId":"` + chat1 + `","text":"x"}]`)
+		c.Expect("the server's DISCONNECT", func(f string) bool { return f == "41" })
+	})
+	t.Run("setup", func(t *testing.T) {
+		c := sioraw.Dial(t, l.url, "", nil)
+		c.Connect(nil)
+		c.Emit(`["setup",{"_id":"` + userA + `","token":"tok-a"}]`)
+		c.Event(MERNConnected)
 	})
 }
 

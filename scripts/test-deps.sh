@@ -26,7 +26,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-for dir in scripts/js scripts/browser scripts/cluster; do
+for dir in scripts/js scripts/mern scripts/browser scripts/cluster; do
   if [ -f "$dir/package-lock.json" ]; then
     # Skip when node_modules already matches the lock file.
     stamp="$dir/node_modules/.package-lock.json"

@@ -71,6 +71,7 @@ type User struct {
 	DisplayName  string
 	PasswordHash string
 	AvatarFileID string    // "" when none
+	PictureURL   string    // an external picture (the MERN app's pic), "" when none
 	LastSeenAt   time.Time // zero when never seen
 	CreatedAt    time.Time
 }
@@ -188,6 +189,10 @@ type Users interface {
 	// SearchUsers returns users whose username or lower-cased display name
 	// starts with prefix (already lower-cased), ordered by username.
 	SearchUsers(ctx context.Context, prefix string, limit int) ([]User, error)
+	// UsersContaining returns users whose lower-cased display name or email
+	// contains sub (already lower-cased), ordered by username. The MERN API
+	// searches this way; it scans, so callers keep limit small.
+	UsersContaining(ctx context.Context, sub string, limit int) ([]User, error)
 	// UpdateUser applies upd and returns the user as stored afterwards.
 	UpdateUser(ctx context.Context, id string, upd UserUpdate) (*User, error)
 	SetLastSeen(ctx context.Context, id string, at time.Time) error

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -23,11 +22,7 @@ type grantBody struct {
 }
 
 func (s *server) answerGrant(w http.ResponseWriter, r *http.Request, status int, g *auth.Grant) {
-	http.SetCookie(w, &http.Cookie{
-		Name: auth.CookieName, Value: g.Token, Path: "/", Expires: g.ExpiresAt,
-		MaxAge: int(time.Until(g.ExpiresAt).Seconds()), HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: s.secureCookies || r.TLS != nil,
-	})
+	SetTokenCookie(w, r, g.Token, g.ExpiresAt, s.secureCookies)
 	writeJSON(w, status, grantBody{Token: g.Token, ExpiresAt: wire.Time{Time: g.ExpiresAt}, User: wire.NewMe(g.User, s.presence.Online(g.User.ID))})
 }
 
@@ -76,7 +71,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	g, err := s.accounts.Login(r.Context(), str.Deref(req.Login), str.Deref(req.Password), clientAddr(r), r.UserAgent())
+	g, err := s.accounts.Login(r.Context(), str.Deref(req.Login), str.Deref(req.Password), ClientAddr(r), r.UserAgent())
 	if err != nil {
 		return err
 	}

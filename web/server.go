@@ -85,6 +85,12 @@ type Deps struct {
 	Socket http.Handler
 	// Limits are the per-address flood limits.
 	Limits Limits
+	// APIs are further APIs on the same router under /api, each with its
+	// own routes, auth and error shape (the MERN app's, package mern).
+	APIs []func(r chi.Router)
+	// WebRoot, when set, is a folder with a built single-page app served
+	// at / instead of the embedded client.
+	WebRoot string
 }
 
 type server struct {
@@ -118,9 +124,10 @@ func NewRouter(d Deps) http.Handler {
 	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.observe, s.withClientAddr)
-	r.NotFound(s.handle(func(w http.ResponseWriter, r *http.Request) error {
+	notFound := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apperr.New(apperr.NotFound, "no such route")
-	}))
+	})
+	r.NotFound(notFound)
 	r.MethodNotAllowed(s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return &apperr.Error{Code: apperr.InvalidInput, Message: "method not allowed", Status: http.StatusMethodNotAllowed}
 	}))
@@ -150,9 +157,19 @@ func NewRouter(d Deps) http.Handler {
 				s.fileRoutes(r)
 			}
 		})
+		for _, api := range d.APIs {
+			api(r)
+		}
 	})
 
-	StaticRoutes(r)
+	if d.WebRoot != "" {
+		app := newSPA(d.WebRoot, notFound)
+		r.NotFound(app.ServeHTTP)
+		r.Get("/", app.ServeHTTP)
+		r.Head("/", app.ServeHTTP)
+	} else {
+		StaticRoutes(r)
+	}
 	if d.Socket == nil {
 		return corsHandler(d.CORSOrigins).Handler(r)
 	}

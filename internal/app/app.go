@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -21,6 +22,7 @@ import (
 	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/clientaddr"
 	"github.com/parley-chat/parley/internal/ratelimit"
+	"github.com/parley-chat/parley/mern"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	"github.com/parley-chat/parley/web"
@@ -67,6 +69,12 @@ type Options struct {
 	Redis *redis.Client
 	// NodeID names this node in the cluster; default a random id.
 	NodeID string
+	// WebRoot serves a built single-page app at / instead of the embedded
+	// client; "" keeps the embedded one.
+	WebRoot string
+	// MERNSetupTimeout bounds a credential-less socket's wait for the MERN
+	// app's setup event; 0 is the events package's default.
+	MERNSetupTimeout time.Duration
 }
 
 // App is Parley built: Handler serves REST, Socket.IO and the client.
@@ -77,6 +85,7 @@ type App struct {
 	Chats    *chat.Service
 	Files    *files.Service
 	Sockets  *events.Server
+	MERN     *mern.API
 
 	stopWriter func()
 	cluster    *cluster
@@ -109,9 +118,11 @@ func Build(o Options) (*App, error) {
 
 	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
 	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
+	a.MERN = mern.New(mern.Deps{Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Store: o.Store, SecureCookies: o.CookieSecure})
 	deps := events.Deps{
 		Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Users: o.Store, Sessions: a.Sessions, Registerer: reg,
 		Limiter: o.Limiter, Addrs: o.Addrs,
+		MERN: a.MERN.Renderer(),
 	}
 	if o.Redis != nil {
 		a.cluster = newCluster(o.Redis, o.NodeID, a.Chats, a.Sessions, o.Log)
@@ -119,7 +130,8 @@ func Build(o Options) (*App, error) {
 	}
 	a.Sockets, err = events.New(events.Config{
 		CORSOrigins: o.CORSOrigins, RecoveryWindow: o.RecoveryWindow, SocketQueueBytes: o.SocketQueueBytes,
-		Limits: o.Sockets,
+		Limits:       o.Sockets,
+		SetupTimeout: o.MERNSetupTimeout,
 	}, deps)
 	if err != nil {
 		a.Sessions.Close()
@@ -139,6 +151,8 @@ func Build(o Options) (*App, error) {
 		CORSOrigins:   o.CORSOrigins,
 		SecureCookies: o.CookieSecure,
 		Limits:        web.Limits{Limiter: o.Limiter, Addrs: o.Addrs, REST: o.REST.REST, Signups: o.REST.Signups},
+		APIs:          []func(chi.Router){a.MERN.Routes},
+		WebRoot:       o.WebRoot,
 	})
 	return a, nil
 }

@@ -25,6 +25,7 @@ type userDoc struct {
 	DisplayNameLower string         `bson:"displayNameLower"`
 	PasswordHash     string         `bson:"passwordHash"`
 	AvatarFileID     string         `bson:"avatarFileId"`
+	PictureURL       string         `bson:"pictureUrl,omitempty"`
 	LastSeenAt       *bson.DateTime `bson:"lastSeenAt,omitempty"`
 	CreatedAt        bson.DateTime  `bson:"createdAt"`
 }
@@ -38,6 +39,7 @@ func toUserDoc(u *store.User) userDoc {
 		DisplayNameLower: strings.ToLower(u.DisplayName),
 		PasswordHash:     u.PasswordHash,
 		AvatarFileID:     u.AvatarFileID,
+		PictureURL:       u.PictureURL,
 		LastSeenAt:       optDate(u.LastSeenAt),
 		CreatedAt:        toDate(u.CreatedAt),
 	}
@@ -51,6 +53,7 @@ func (d *userDoc) user() store.User {
 		DisplayName:  d.DisplayName,
 		PasswordHash: d.PasswordHash,
 		AvatarFileID: d.AvatarFileID,
+		PictureURL:   d.PictureURL,
 		LastSeenAt:   fromOptDate(d.LastSeenAt),
 		CreatedAt:    fromDate(d.CreatedAt),
 	}
@@ -119,6 +122,20 @@ func (s *Store) SearchUsers(ctx context.Context, prefix string, limit int) ([]st
 	filter := bson.D{{Key: "$or", Value: bson.A{
 		bson.D{{Key: "username", Value: re}},
 		bson.D{{Key: "displayNameLower", Value: re}},
+	}}}
+	opts := options.Find().SetSort(bson.D{{Key: "username", Value: 1}}).SetLimit(int64(limit))
+	return s.findUsers(ctx, filter, opts)
+}
+
+// UsersContaining matches an unanchored, escaped regex; it scans.
+func (s *Store) UsersContaining(ctx context.Context, sub string, limit int) ([]store.User, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	re := bson.Regex{Pattern: regexp.QuoteMeta(sub)}
+	filter := bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "displayNameLower", Value: re}},
+		bson.D{{Key: "email", Value: re}},
 	}}}
 	opts := options.Find().SetSort(bson.D{{Key: "username", Value: 1}}).SetLimit(int64(limit))
 	return s.findUsers(ctx, filter, opts)

@@ -253,6 +253,8 @@ CREATE TABLE session_purges (
 );
 CREATE INDEX session_purges_pending ON session_purges (session_id) WHERE pending = 1;
 `,
+	// 3: an external picture URL per user (the MERN app's pic).
+	`ALTER TABLE users ADD COLUMN picture_url TEXT NOT NULL DEFAULT '';`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -10,7 +10,7 @@ import (
 	"github.com/parley-chat/parley/store"
 )
 
-const userCols = `id, username, email, display_name, password_hash, avatar_file_id, last_seen_at, created_at`
+const userCols = `id, username, email, display_name, password_hash, avatar_file_id, picture_url, last_seen_at, created_at`
 
 // scanner is what *sql.Row and *sql.Rows have in common.
 type scanner interface{ Scan(dest ...any) error }
@@ -20,7 +20,7 @@ func scanUser(sc scanner) (store.User, error) {
 		u                 store.User
 		lastSeen, created sql.NullInt64
 	)
-	err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName, &u.PasswordHash, &u.AvatarFileID, &lastSeen, &created)
+	err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName, &u.PasswordHash, &u.AvatarFileID, &u.PictureURL, &lastSeen, &created)
 	u.LastSeenAt, u.CreatedAt = fromMS(lastSeen), fromMS(created)
 	return u, err
 }
@@ -28,10 +28,10 @@ func scanUser(sc scanner) (store.User, error) {
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 	_, err := s.w.ExecContext(ctx, `
 		INSERT INTO users (id, username, email, display_name, display_name_lower,
-			password_hash, avatar_file_id, last_seen_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			password_hash, avatar_file_id, picture_url, last_seen_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Username, u.Email, u.DisplayName, strings.ToLower(u.DisplayName),
-		u.PasswordHash, u.AvatarFileID, toMS(u.LastSeenAt), toMS(u.CreatedAt))
+		u.PasswordHash, u.AvatarFileID, u.PictureURL, toMS(u.LastSeenAt), toMS(u.CreatedAt))
 	if err != nil {
 		return wrap("create user", err)
 	}
@@ -83,6 +83,18 @@ func (s *Store) SearchUsers(ctx context.Context, prefix string, limit int) ([]st
 		   OR (display_name_lower >= ? AND display_name_lower < ?)
 		ORDER BY username
 		LIMIT ?`, prefix, hi, prefix, hi, limit)
+}
+
+// UsersContaining uses instr rather than LIKE, so sub needs no escaping.
+func (s *Store) UsersContaining(ctx context.Context, sub string, limit int) ([]store.User, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	return s.users(ctx, "users containing", `
+		SELECT `+userCols+` FROM users
+		WHERE instr(display_name_lower, ?) > 0 OR instr(lower(email), ?) > 0
+		ORDER BY username
+		LIMIT ?`, sub, sub, limit)
 }
 
 func (s *Store) users(ctx context.Context, op, query string, args ...any) ([]store.User, error) {

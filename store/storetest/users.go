@@ -14,6 +14,7 @@ func newUser(username, displayName string) store.User {
 		Email:        username + "@example.com",
 		DisplayName:  displayName,
 		PasswordHash: "hash-of-" + username,
+		PictureURL:   "https://pictures.example/" + username + ".png",
 		CreatedAt:    at(0),
 	}
 }
@@ -180,6 +181,47 @@ func testUsers(t *testing.T, open func(t *testing.T) store.Store) {
 				}
 				for i := range got {
 					checkUser(t, "SearchUsers result", &got[i], users[got[i].Username])
+				}
+			})
+		}
+	})
+
+	t.Run("UsersContaining", func(t *testing.T) {
+		s := open(t)
+		users := map[string]store.User{}
+		for _, u := range []struct{ username, display string }{
+			{"alice", "Alice Liddell"},
+			{"bob", "Bobby Tables"},
+			{"carol", "Émile"},
+			{"dot", "a.b"},
+		} {
+			users[u.username] = createUser(t, s, newUser(u.username, u.display))
+		}
+		cases := []struct {
+			sub   string
+			limit int
+			want  []string
+		}{
+			{"lid", 10, []string{"alice"}}, // inside the display name
+			{"example", 10, []string{"alice", "bob", "carol", "dot"}},
+			{"example", 2, []string{"alice", "bob"}},
+			{"bob@", 10, []string{"bob"}},                       // inside the email
+			{"mile", 10, []string{"carol"}},                     // beyond ASCII
+			{".", 10, []string{"alice", "bob", "carol", "dot"}}, // every email has a dot
+			{"a.b", 10, []string{"dot"}},                        // "." is literal
+			{"%", 10, nil},
+			{"zz", 10, nil},
+		}
+		for _, tc := range cases {
+			t.Run(tc.sub, func(t *testing.T) {
+				got, err := s.UsersContaining(t.Context(), tc.sub, tc.limit)
+				must(t, "UsersContaining", err)
+				names := ids(got, func(u store.User) string { return u.Username })
+				if !slicesEqual(names, tc.want) {
+					t.Fatalf("UsersContaining(%q, %d) = %v, want %v", tc.sub, tc.limit, names, tc.want)
+				}
+				for i := range got {
+					checkUser(t, "UsersContaining result", &got[i], users[got[i].Username])
 				}
 			})
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/redisconn"
 	"github.com/parley-chat/parley/internal/testenv"
+	"github.com/parley-chat/parley/internal/testenv/sioraw"
 	"github.com/parley-chat/parley/session"
 	"github.com/parley-chat/parley/store"
 	mongostore "github.com/parley-chat/parley/store/mongo"
@@ -163,6 +164,13 @@ func (r Response) ErrorCode() string {
 // Call sends a request with an optional JSON body and bearer token.
 func Call(t *testing.T, method, url, token string, body any) Response {
 	t.Helper()
+	return Do(t, Request(t, method, url, token, body))
+}
+
+// Request builds a request with an optional body (JSON-encoded unless it is
+// already bytes or a string) and bearer token.
+func Request(t testing.TB, method, url, token string, body any) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		switch b := body.(type) {
@@ -188,7 +196,7 @@ func Call(t *testing.T, method, url, token string, body any) Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return Do(t, req)
+	return req
 }
 
 // Do sends req and reads the whole answer.
@@ -236,4 +244,13 @@ func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ConnectSock opens a websocket to the server at url and connects the
+// namespace with auth {token}.
+func ConnectSock(t testing.TB, url, token string) *sioraw.Client {
+	t.Helper()
+	c := sioraw.Dial(t, url, "", nil)
+	c.MustConnect(token)
+	return c
 }
