@@ -1,7 +1,6 @@
 package web
 
 import (
-	"net"
 	"net/http"
 	"time"
 
@@ -18,12 +17,10 @@ func SetTokenCookie(w http.ResponseWriter, r *http.Request, token string, expire
 	})
 }
 
-// ClientAddr is the peer address for throttling. Forwarded headers are not
-// trusted: a client could set them to dodge the per-address limit.
-func ClientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// ClientAddr is the caller's address for throttling (the login throttle's
+// per-address count, Parley's and the MERN API's alike): the one the REST
+// flood limits use, found behind TRUSTED_PROXIES from X-Forwarded-For, else
+// the peer. Behind a proxy the peer is the proxy, so counting by it would
+// put every client in one budget: 20 failed guesses anywhere would lock
+// everyone out.
+func ClientAddr(r *http.Request) string { return clientAddr(r) }

@@ -15,6 +15,7 @@ import (
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/clientaddr"
 	"github.com/parley-chat/parley/internal/wire"
 	"github.com/parley-chat/parley/store"
 )
@@ -33,13 +34,16 @@ var (
 type fakeAccounts struct {
 	ended  []string
 	logout error
+	// client is the address the last login was charged to.
+	client string
 }
 
 func (f *fakeAccounts) Signup(context.Context, auth.SignupInput) (*auth.Grant, error) {
 	return nil, apperr.Invalid("invalid signup", map[string]string{"username": "taken"})
 }
 
-func (f *fakeAccounts) Login(_ context.Context, login, _, _, _ string) (*auth.Grant, error) {
+func (f *fakeAccounts) Login(_ context.Context, login, _, client, _ string) (*auth.Grant, error) {
+	f.client = client
 	if login != "alice" {
 		return nil, auth.ErrBadLogin
 	}
@@ -236,5 +240,48 @@ func TestEndOwnSessionClearsCookie(t *testing.T) {
 	}
 	if len(a.ended) != 2 {
 		t.Errorf("ended %v", a.ended)
+	}
+}
+
+// The login throttle counts failures per client address: the same address
+// the flood limits use, so behind a trusted proxy each client has its own
+// count instead of all of them sharing the proxy's.
+func TestLoginChargesClientAddress(t *testing.T) {
+	cases := []struct {
+		name    string
+		trusted []string
+		peer    string
+		xff     string
+		want    string
+	}{
+		{"no proxies: the peer", nil, "192.0.2.7:4000", "", "192.0.2.7"},
+		{"no proxies: a forwarded header is ignored", nil, "192.0.2.7:4000", "198.51.100.1", "192.0.2.7"},
+		{"trusted proxy: the forwarded client", []string{"10.0.0.0/8"}, "10.0.0.2:4000", "198.51.100.1", "198.51.100.1"},
+		{"trusted proxy: a spoofed left hop changes nothing", []string{"10.0.0.0/8"}, "10.0.0.2:4000", "203.0.113.9, 198.51.100.1", "198.51.100.1"},
+		{"untrusted peer: its header is ignored", []string{"10.0.0.0/8"}, "192.0.2.7:4000", "198.51.100.1", "192.0.2.7"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addrs, err := clientaddr.New(tc.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &fakeAccounts{}
+			h := NewRouter(Deps{Accounts: a, Limits: Limits{Addrs: addrs}})
+			req := httptest.NewRequest("POST", "/api/auth/login", strings.NewReader(`{"login":"mallory","password":"guess"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.RemoteAddr = tc.peer
+			if tc.xff != "" {
+				req.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnauthorized {
+				t.Fatalf("login answered %d %s", rec.Code, rec.Body)
+			}
+			if a.client != tc.want {
+				t.Fatalf("failure charged to %q, want %q", a.client, tc.want)
+			}
+		})
 	}
 }
