@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,5 +219,78 @@ func TestTrustedProxies(t *testing.T) {
 		get(srv, "198.51.100.1")
 		get(srv, "198.51.100.2")
 		wantLimitedREST(t, "X-Forwarded-For from an untrusted peer is ignored", get(srv, "198.51.100.3"))
+	})
+}
+
+// A socket that comes without credentials, to wait for the MERN app's
+// setup, is a handshake like any other for its address's limits, and its
+// setup takes one of the user's open-socket slots.
+func TestSocketLimitsWithoutCredentials(t *testing.T) {
+	waiting := func(t *testing.T, srv *testServer) (*sioraw.Client, string) {
+		t.Helper()
+		c := sioraw.Dial(t, srv.URL, "", nil)
+		c.Send("40")
+		f := c.Expect("CONNECT answer", func(f string) bool { return strings.HasPrefix(f, "4") })
+		return c, f
+	}
+	t.Run("open sockets per address", func(t *testing.T) {
+		srv := limitedServer(t, "MAX_SOCKETS_PER_ADDRESS=2")
+		a := signup(t, srv, "waitaddr")
+		first, f1 := waiting(t, srv)
+		_, f2 := waiting(t, srv)
+		if !strings.HasPrefix(f1, "40") || !strings.HasPrefix(f2, "40") {
+			t.Fatalf("two waiting sockets: %s, %s", f1, f2)
+		}
+		if _, f := waiting(t, srv); !strings.HasPrefix(f, "44") || !strings.Contains(f, "rate_limited") {
+			t.Fatalf("third waiting socket from one address: %s, want connect_error rate_limited", f)
+		}
+		if msg := connectRefused(t, srv, a.Token); msg != "rate_limited" {
+			t.Fatalf("a socket with credentials after two waiting: %q, want rate_limited", msg)
+		}
+		first.Close()
+		waitConnects(t, srv, a.Token)
+	})
+	t.Run("handshakes per address", func(t *testing.T) {
+		srv := limitedServer(t, "LIMIT_HANDSHAKES=2/m:2")
+		for range 2 {
+			c, f := waiting(t, srv)
+			if !strings.HasPrefix(f, "40") {
+				t.Fatalf("waiting socket within the rate: %s", f)
+			}
+			c.Close()
+		}
+		if _, f := waiting(t, srv); !strings.HasPrefix(f, "44") || !strings.Contains(f, "rate_limited") {
+			t.Fatalf("third handshake in a minute: %s, want connect_error rate_limited", f)
+		}
+	})
+	t.Run("sockets per user at setup", func(t *testing.T) {
+		srv := limitedServer(t, "MAX_SOCKETS_PER_USER=1")
+		a := signup(t, srv, "waituser")
+		native := connectSock(t, srv, a.Token)
+		over, _ := waiting(t, srv)
+		over.Emit(`["setup",{"_id":"` + a.ID + `","token":"` + a.Token + `"}]`)
+		waitServerDisconnect(t, over, "setup over the user's socket limit")
+		over.NoEvent("connected", nil)
+
+		native.Close()
+		// Once the native socket's slot is back, a setup binds; the bound
+		// socket then holds the user's slot.
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			c, _ := waiting(t, srv)
+			c.Emit(`["setup",{"_id":"` + a.ID + `","token":"` + a.Token + `"}]`)
+			if f := c.Expect("setup answer", func(f string) bool {
+				return f == "41" || strings.HasPrefix(f, `42["connected"`)
+			}); f != "41" {
+				break
+			}
+			c.Close()
+			if time.Now().After(deadline) {
+				t.Fatal("the closed socket's slot was never given back")
+			}
+			time.Sleep(20 * time.Millisecond) // retry interval, not synchronisation
+		}
+		if msg := connectRefused(t, srv, a.Token); msg != "rate_limited" {
+			t.Fatalf("a second socket beside the bound one: %q, want rate_limited", msg)
+		}
 	})
 }

@@ -24,15 +24,55 @@ type engine struct {
 	s   *Server
 	io  *sio.Server
 	nsp *sio.Namespace
-	// releases holds each admitted socket's slot release (see admit),
-	// called once when the socket goes.
-	releases sync.Map // *sio.Socket → func()
+	// releases holds the slots each admitted socket holds (see admit),
+	// given back once when the socket goes.
+	releases sync.Map // *sio.Socket → *heldSlots
 }
 
-// release gives back the slots admit took for sock, once.
+// release gives back the slots sock holds, once.
 func (e *engine) release(sock *sio.Socket) {
-	if fn, ok := e.releases.LoadAndDelete(sock); ok {
-		fn.(func())()
+	if h, ok := e.releases.LoadAndDelete(sock); ok {
+		h.(*heldSlots).releaseAll()
+	}
+}
+
+// hold keeps release until sock goes.
+func (e *engine) hold(sock *sio.Socket, release func()) *heldSlots {
+	h := &heldSlots{releases: []func(){release}}
+	e.releases.Store(sock, h)
+	sock.OnDisconnect(func(string) { e.release(sock) })
+	return h
+}
+
+// heldSlots are the limiter slots one socket holds: its address's from the
+// handshake, its user's from the handshake or, for a socket that waited
+// for the MERN app's setup, from the setup.
+type heldSlots struct {
+	mu       sync.Mutex
+	releases []func()
+	done     bool
+}
+
+// add holds one more release; on a socket already gone it runs at once, so
+// a slot taken while the socket closed is never kept.
+func (h *heldSlots) add(release func()) {
+	h.mu.Lock()
+	if !h.done {
+		h.releases = append(h.releases, release)
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	release()
+}
+
+func (h *heldSlots) releaseAll() {
+	h.mu.Lock()
+	fns := h.releases
+	h.releases, h.done = nil, true
+	h.mu.Unlock()
+	for _, fn := range fns {
+		fn()
 	}
 }
 
@@ -115,51 +155,59 @@ func (h hijackable) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 func (e *engine) authenticate(sock *sio.Socket) error {
 	hs := sock.Handshake()
 	if !presentsCredentials(sock.Auth(), hs.Query, hs.Headers) {
-		// No credentials at all: let in to wait for the MERN app's setup.
-		sock.SetData(awaitingSetup{})
+		// No credentials at all: let in to wait for the MERN app's setup,
+		// within the address's limits like any handshake; the user's
+		// slot is taken at setup.
+		release, err := e.s.admitAddress(hs.Address, hs.Headers)
+		if err != nil {
+			return e.refusal(sock, err)
+		}
+		sock.SetData(awaitingSetup{slots: e.hold(sock, release)})
 		return nil
 	}
 	id, release, err := e.s.admit(handshakeToken(sock.Auth(), hs.Query, hs.Headers), hs.Address, hs.Headers)
-	if err == nil {
-		// The socket's slots are held until it goes; onConnection hands
-		// release on to the socket's own disconnect handler.
-		e.releases.Store(sock, release)
-		sock.OnDisconnect(func(string) { e.release(sock) })
-	}
 	if err != nil {
-		msg, transient := e.s.handshakeError(err)
-		if transient {
-			// Dropped without an answer: the client reconnects by itself.
-			sock.Drop()
-			return errors.New(string(apperr.Unavailable))
-		}
-		if sock.Protocol() == 3 {
-			// A 2.x client's contract is the bare message.
-			return errors.New(msg)
-		}
-		// v3/v4 clients get the code in err.data too.
-		return &sio.Refusal{Message: msg, Data: map[string]any{"code": msg}}
+		return e.refusal(sock, err)
 	}
+	// The socket's slots are held until it goes.
+	e.hold(sock, release)
 	// Data survives connection-state recovery with the socket's rooms.
 	sock.SetData(id)
 	return nil
 }
 
-// awaitingSetup is the data of a socket admitted without credentials.
-type awaitingSetup struct{}
+// refusal turns a failed admission into the client's connect_error.
+func (e *engine) refusal(sock *sio.Socket, err error) error {
+	msg, transient := e.s.handshakeError(err)
+	if transient {
+		// Dropped without an answer: the client reconnects by itself.
+		sock.Drop()
+		return errors.New(string(apperr.Unavailable))
+	}
+	if sock.Protocol() == 3 {
+		// A 2.x client's contract is the bare message.
+		return errors.New(msg)
+	}
+	// v3/v4 clients get the code in err.data too.
+	return &sio.Refusal{Message: msg, Data: map[string]any{"code": msg}}
+}
+
+// awaitingSetup is the data of a socket admitted without credentials:
+// the slots it holds, to which its setup adds the user's.
+type awaitingSetup struct{ slots *heldSlots }
 
 // onConnection runs once the socket is registered, before its client is
 // told it is connected and before any of its events is handled: whatever
 // reaches its rooms from here on reaches it, after the CONNECT.
 func (e *engine) onConnection(sock *sio.Socket) {
-	_, awaiting := sock.Data().(awaitingSetup)
+	waiting, awaiting := sock.Data().(awaitingSetup)
 	id, ok := sock.Data().(auth.Identity)
 	if !awaiting && (!ok || id.UserID == "") {
 		sock.Disconnect(false)
 		e.release(sock)
 		return
 	}
-	c := &sioConn{sock: sock, id: id}
+	c := &sioConn{sock: sock, id: id, slots: waiting.slots}
 	var gen uint64
 	if !awaiting && id.App != auth.AppMERN {
 		var err error
@@ -220,6 +268,8 @@ type sioConn struct {
 	sock *sio.Socket
 	mu   sync.RWMutex
 	id   auth.Identity
+	// slots of a socket that waited for setup, which Bind adds to.
+	slots *heldSlots
 }
 
 func (c *sioConn) ID() string { return c.sock.ID() }
@@ -236,12 +286,18 @@ func (c *sioConn) SessionID() string {
 	return c.id.SessionID
 }
 
-// Bind sets the identity of a socket admitted without credentials (mern.go).
-func (c *sioConn) Bind(id auth.Identity) {
+// Bind sets the identity of a socket admitted without credentials
+// (mern.go); the socket holds release (the user's slot) until it goes.
+func (c *sioConn) Bind(id auth.Identity, release func()) {
 	c.mu.Lock()
 	c.id = id
 	c.mu.Unlock()
 	c.sock.SetData(id)
+	if c.slots == nil {
+		release()
+		return
+	}
+	c.slots.add(release)
 }
 
 // Emit sends payload as the event's one argument; a nil payload sends none

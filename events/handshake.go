@@ -82,6 +82,28 @@ func (s *Server) authenticate(token string) (auth.Identity, error) {
 // closes. Refusals over a limit are apperr.RateLimited (connect_error
 // "rate_limited"); any engine calls this, it knows no engine.
 func (s *Server) admit(token, remoteAddr string, header http.Header) (id auth.Identity, release func(), err error) {
+	releaseAddr, err := s.admitAddress(remoteAddr, header)
+	if err != nil {
+		return auth.Identity{}, nil, err
+	}
+	id, err = s.authenticate(token)
+	if err != nil {
+		releaseAddr()
+		return auth.Identity{}, nil, err
+	}
+	releaseUser, err := s.admitUser(id)
+	if err != nil {
+		releaseAddr()
+		return auth.Identity{}, nil, err
+	}
+	return id, func() { releaseUser(); releaseAddr() }, nil
+}
+
+// admitAddress is admit's first half, the part a handshake without
+// credentials (a MERN socket waiting for setup) passes too: the address's
+// handshake rate and one of its open-socket slots, given back once by
+// release.
+func (s *Server) admitAddress(remoteAddr string, header http.Header) (release func(), err error) {
 	addr := s.addrs.AddrOf(remoteAddr, header)
 	lim := s.cfg.Limits
 	res, err := s.limiter.Allow(s.ctx, "handshake:"+addr, lim.Handshakes)
@@ -89,31 +111,33 @@ func (s *Server) admit(token, remoteAddr string, header http.Header) (id auth.Id
 		s.log.Warn("socket handshake: rate limit unavailable", "err", err)
 	} else if !res.Allowed {
 		s.metrics.limited("handshake")
-		return auth.Identity{}, nil, rateLimited("too many connections from this address", res.RetryAfter)
+		return nil, rateLimited("too many connections from this address", res.RetryAfter)
 	}
-	addrSlot := "addr:" + addr
-	if !s.slots.Acquire(addrSlot, lim.SocketsPerAddress) {
+	slot := "addr:" + addr
+	if !s.slots.Acquire(slot, lim.SocketsPerAddress) {
 		s.metrics.limited("sockets_per_address")
-		return auth.Identity{}, nil, rateLimited("too many open sockets from this address", time.Second)
+		return nil, rateLimited("too many open sockets from this address", time.Second)
 	}
-	id, err = s.authenticate(token)
-	if err != nil {
-		s.slots.Release(addrSlot)
-		return auth.Identity{}, nil, err
-	}
-	userSlot := "user:" + id.UserID
-	if !s.slots.Acquire(userSlot, lim.SocketsPerUser) {
-		s.slots.Release(addrSlot)
+	var once sync.Once
+	return func() { once.Do(func() { s.slots.Release(slot) }) }, nil
+}
+
+// admitUser is admit's second half, once the user is known (at the
+// handshake, or at a waiting socket's setup): one of the user's
+// open-socket slots, and the session's expiry watched, both given back
+// once by release.
+func (s *Server) admitUser(id auth.Identity) (release func(), err error) {
+	slot := "user:" + id.UserID
+	if !s.slots.Acquire(slot, s.cfg.Limits.SocketsPerUser) {
 		s.metrics.limited("sockets_per_user")
-		return auth.Identity{}, nil, rateLimited("too many open sockets for this user", time.Second)
+		return nil, rateLimited("too many open sockets for this user", time.Second)
 	}
 	s.watchExpiry(id)
 	var once sync.Once
-	return id, func() {
+	return func() {
 		once.Do(func() {
 			s.unwatchExpiry(id.SessionID)
-			s.slots.Release(userSlot)
-			s.slots.Release(addrSlot)
+			s.slots.Release(slot)
 		})
 	}, nil
 }

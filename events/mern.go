@@ -27,7 +27,8 @@ package events
 //     before handling it, and drop the event when it says no (it has then
 //     ended the socket);
 //   - deliver mernEvents to connState.handle like clientEvents;
-//   - give its Conn a Bind(auth.Identity) (binder);
+//   - give its Conn a Bind(auth.Identity, release) (binder) that holds the
+//     user's slot (Server.admitUser) until the socket goes;
 //   - send no argument at all for a nil payload (Conn.Emit and fanout.emit):
 //     the app's `connected`, `typing` and `stop typing` carry nothing.
 
@@ -79,7 +80,7 @@ type MERNRenderer interface {
 // binder is a Conn whose identity is set after it connected: one admitted
 // without credentials, bound by its setup event.
 type binder interface {
-	Bind(id auth.Identity)
+	Bind(id auth.Identity, release func())
 }
 
 // Dialects of a socket.
@@ -222,7 +223,14 @@ func (st *connState) onSetup(payload any, ack Ack) {
 			c.Disconnect()
 			return
 		}
-		b.Bind(id)
+		// The user's open-socket limit applies from here, as it does
+		// at a handshake with credentials.
+		release, err := s.admitUser(id)
+		if err != nil {
+			st.refuseSetup(err)
+			return
+		}
+		b.Bind(id, release)
 		st.enterMERN()
 		st.track()
 	default: // native, authenticated at the handshake
@@ -273,7 +281,9 @@ func (st *connState) refuseSetup(err error) {
 		e = apperr.From(auth.ErrUnauthenticated)
 	}
 	st.s.metrics.event(MERNSetup, string(e.Code))
-	if e.Code == apperr.Unauthorized {
+	if e.Code == apperr.Unauthorized || e.Code == apperr.RateLimited {
+		// A client told by the server to go does not retry: a retry
+		// would meet the same refusal.
 		st.conn.Disconnect()
 		return
 	}

@@ -13,10 +13,11 @@ import (
 )
 
 // Bind makes the fake a binder, as the engine's sockets are.
-func (c *fakeConn) Bind(id auth.Identity) {
+func (c *fakeConn) Bind(id auth.Identity, release func()) {
 	c.mu.Lock()
 	c.uid, c.sid = id.UserID, id.SessionID
 	c.mu.Unlock()
+	release() // the fake holds no transport whose close would give it back
 }
 
 func (c *fakeConn) wasDisconnected() bool {
