@@ -157,19 +157,10 @@ func (w *writer) resolve(ctx context.Context, req *sendRequest, err error) (retr
 		}
 	}
 	if on == store.ConflictSeq || on == store.ConflictUnknown {
+		delete(w.next, m.ChatID) // another node wrote: reload from the store
 		req.retries++
 		if req.retries > maxSeqRetries {
-			delete(w.next, m.ChatID)
 			return false, &sendResult{err: apperr.Wrap(apperr.Unavailable, "the chat is too busy, try again", err)}
-		}
-		if on == store.ConflictSeq && req.retries == 1 {
-			// Another node took m.Seq, so seqs up to it are stored and the
-			// next one leaves no gap: try it, and let the index judge,
-			// rather than read the chat's last seq. Most often the other
-			// node sent one message meanwhile, and this lands.
-			w.next[m.ChatID] = m.Seq + 1
-		} else {
-			delete(w.next, m.ChatID) // still behind: reload from the store
 		}
 		return true, nil
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,69 +159,6 @@ func TestWriterRecoversFromAnotherNodesSeq(t *testing.T) {
 		t.Fatalf("send after a foreign write: %+v created=%v err=%v, want seq 5", m, created, err)
 	}
 	wantGapless(t, seqs(t, st, chatID), 5)
-}
-
-// countingStore counts the reads of a chat's last seq, the read a seq
-// clash used to cost.
-type countingStore struct {
-	*sqlite.Store
-	lastSeqReads atomic.Int64
-}
-
-func (c *countingStore) LastSeq(ctx context.Context, chatID string) (int64, error) {
-	c.lastSeqReads.Add(1)
-	return c.Store.LastSeq(ctx, chatID)
-}
-
-// Two nodes taking turns in one chat: node B's counter is behind by what
-// node A sent meanwhile. A clash proves every seq up to the refused one is
-// stored, so one behind is caught up by trying the next seq, with no read of
-// the chat's last seq; further behind, B reads it once per send. Either way
-// every send lands and the chat has no gap.
-func TestWriterCatchesUpWithAnotherNode(t *testing.T) {
-	cases := []struct {
-		name      string
-		foreign   int   // messages node A sends between two of B's
-		wantReads int64 // B's reads of the last seq after its first send
-	}{
-		{"one behind", 1, 0},
-		{"three behind", 3, 5},
-	}
-	const rounds = 5
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			nodeA, st, chatID, users := startWriter(t)
-			cs := &countingStore{Store: st}
-			nodeB := newWriter(cs, slog.New(slog.DiscardHandler))
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { nodeB.run(ctx); close(done) }()
-			t.Cleanup(func() { cancel(); <-done })
-
-			send := func(w *writer, sender string, want int64) {
-				t.Helper()
-				m, created, err := w.submit(context.Background(), message(chatID, sender, ""))
-				if err != nil || !created || m.Seq != want {
-					t.Fatalf("send: %+v created=%v err=%v, want seq %d", m, created, err, want)
-				}
-			}
-			seq := int64(1)
-			send(nodeB, users[1], seq)
-			first := cs.lastSeqReads.Load()
-			for r := 0; r < rounds; r++ {
-				for i := 0; i < c.foreign; i++ {
-					seq++
-					send(nodeA, users[0], seq)
-				}
-				seq++
-				send(nodeB, users[1], seq)
-			}
-			if reads := cs.lastSeqReads.Load() - first; reads != c.wantReads {
-				t.Errorf("node B read the last seq %d times after its first send, want %d", reads, c.wantReads)
-			}
-			wantGapless(t, seqs(t, st, chatID), int(seq))
-		})
-	}
 }
 
 // At shutdown every queued send gets an answer, stored or refused: a caller
