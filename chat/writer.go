@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 
 	"github.com/parley-chat/parley/internal/apperr"
 	"github.com/parley-chat/parley/store"
@@ -47,10 +49,60 @@ type writer struct {
 	queue chan *sendRequest
 	// next is the next seq per chat, owned by the run goroutine.
 	next map[string]int64
+
+	// committed, when set (several nodes), hears after each commit the
+	// last seq stored per chat, for the other nodes (see advance). It runs
+	// on the run goroutine, so it must not block.
+	committed func(last map[string]int64)
+	// heard holds what other nodes stored (chat -> last seq) until the run
+	// goroutine applies it to next, between commits: next keeps one owner,
+	// and a notice never lands in the middle of a batch's numbering.
+	heardMu sync.Mutex
+	heard   map[string]int64
+	wake    chan struct{}
+	// clashes counts sends refused on (chatId, seq) and renumbered.
+	clashes atomic.Uint64
 }
 
 func newWriter(st Store, log *slog.Logger) *writer {
-	return &writer{st: st, log: log, queue: make(chan *sendRequest, 4*maxBatch), next: map[string]int64{}}
+	return &writer{st: st, log: log, queue: make(chan *sendRequest, 4*maxBatch), next: map[string]int64{},
+		wake: make(chan struct{}, 1)}
+}
+
+// advance records that another node stored messages up to last in each
+// chat; the run goroutine applies it before its next commit, or at once
+// when idle. It never blocks on the writer.
+func (w *writer) advance(last map[string]int64) {
+	w.heardMu.Lock()
+	if w.heard == nil {
+		w.heard = make(map[string]int64, len(last))
+	}
+	for chatID, seq := range last {
+		if seq > w.heard[chatID] {
+			w.heard[chatID] = seq
+		}
+	}
+	w.heardMu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default: // a wake-up is already pending; it takes this too
+	}
+}
+
+// applyHeard moves each counter this node holds up to just after what other
+// nodes stored, never back (a late notice names a seq already passed). A
+// chat with no counter is left alone: its first send reads LastSeq, which
+// is exact.
+func (w *writer) applyHeard() {
+	w.heardMu.Lock()
+	heard := w.heard
+	w.heard = nil
+	w.heardMu.Unlock()
+	for chatID, last := range heard {
+		if n, ok := w.next[chatID]; ok && last+1 > n {
+			w.next[chatID] = last + 1
+		}
+	}
 }
 
 var errShuttingDown = apperr.New(apperr.Unavailable, "the server is shutting down, try again")
@@ -76,6 +128,9 @@ func (w *writer) run(ctx context.Context) {
 		case <-ctx.Done():
 			w.drain()
 			return
+		case <-w.wake:
+			w.applyHeard()
+			continue
 		case req := <-w.queue:
 			batch = append(batch[:0], req)
 		}
@@ -88,6 +143,7 @@ func (w *writer) run(ctx context.Context) {
 				break fill
 			}
 		}
+		w.applyHeard()
 		// The commit uses a context of its own: shutdown must not cut a
 		// write in half after callers were promised an answer.
 		w.commit(context.WithoutCancel(ctx), batch)
@@ -107,6 +163,16 @@ func (w *writer) drain() {
 }
 
 func (w *writer) commit(ctx context.Context, batch []*sendRequest) {
+	// last is what this commit stored per chat, told to the other nodes
+	// once at the end: one notice per commit, not per send.
+	var last map[string]int64
+	if w.committed != nil {
+		defer func() {
+			if len(last) > 0 {
+				w.committed(last)
+			}
+		}()
+	}
 	pending := w.mergeDuplicates(batch)
 	msgs := make([]*store.Message, 0, len(pending))
 	for len(pending) > 0 {
@@ -124,6 +190,14 @@ func (w *writer) commit(ctx context.Context, batch []*sendRequest) {
 		n, err := w.st.InsertMessages(ctx, msgs)
 		for _, req := range pending[:n] {
 			w.answer(req, sendResult{msg: req.msg, created: true})
+			if w.committed != nil {
+				if last == nil {
+					last = map[string]int64{}
+				}
+				if req.msg.Seq > last[req.msg.ChatID] {
+					last[req.msg.ChatID] = req.msg.Seq
+				}
+			}
 		}
 		if err == nil {
 			return
@@ -158,6 +232,7 @@ func (w *writer) resolve(ctx context.Context, req *sendRequest, err error) (retr
 	}
 	if on == store.ConflictSeq || on == store.ConflictUnknown {
 		delete(w.next, m.ChatID) // another node wrote: reload from the store
+		w.clashes.Add(1)
 		req.retries++
 		if req.retries > maxSeqRetries {
 			return false, &sendResult{err: apperr.Wrap(apperr.Unavailable, "the chat is too busy, try again", err)}

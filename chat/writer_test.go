@@ -16,25 +16,41 @@ import (
 // startWriter runs a writer over a fresh SQLite store with one group chat.
 func startWriter(t *testing.T) (*writer, *sqlite.Store, string, []string) {
 	t.Helper()
+	st := openStore(t)
+	chatID, users := newChat(t, st)
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"))
+	w := newWriter(st, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { w.run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w, st, chatID, users
+}
+
+// openStore opens a fresh SQLite store, closed when t ends (after what
+// runs on it, cleanups running last first).
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// newChat stores a group chat of three users.
+func newChat(t *testing.T, st *sqlite.Store) (string, []string) {
+	t.Helper()
 	users := []string{store.NewID(), store.NewID(), store.NewID()}
 	chatID := store.NewID()
 	c := &store.Chat{ID: chatID, Type: store.ChatGroup, Name: "w", DirectKey: "group:" + chatID, CreatedAt: time.Now()}
 	for _, u := range users {
 		c.Members = append(c.Members, store.Member{UserID: u, Role: store.RoleMember})
 	}
-	if err := st.CreateChat(ctx, c); err != nil {
+	if err := st.CreateChat(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(st, slog.New(slog.DiscardHandler))
-	done := make(chan struct{})
-	go func() { w.run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; st.Close() })
-	return w, st, chatID, users
+	return chatID, users
 }
 
 func message(chatID, sender, clientID string) *store.Message {
@@ -159,6 +175,9 @@ func TestWriterRecoversFromAnotherNodesSeq(t *testing.T) {
 		t.Fatalf("send after a foreign write: %+v created=%v err=%v, want seq 5", m, created, err)
 	}
 	wantGapless(t, seqs(t, st, chatID), 5)
+	if n := w.clashes.Load(); n != 1 {
+		t.Fatalf("%d clashes counted, want 1", n)
+	}
 }
 
 // At shutdown every queued send gets an answer, stored or refused: a caller

@@ -117,6 +117,10 @@ func Build(o Options) (*App, error) {
 	}, func() float64 { return float64(passwords.Checks()) }))
 
 	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "parley_chat_seq_clashes_total",
+		Help: "Sends another node's message refused on (chatId, seq), numbered again: several nodes writing one chat at once.",
+	}, func() float64 { return float64(a.Chats.SeqClashes()) }))
 	a.Files = files.New(o.Store, a.Chats, o.FileLimits, o.Log)
 	a.MERN = mern.New(mern.Deps{Log: o.Log, Accounts: a.Accounts, Chats: a.Chats, Store: o.Store, SecureCookies: o.CookieSecure})
 	deps := events.Deps{

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,7 @@ type cluster struct {
 	// sockets is set once the events server exists; the pieces built
 	// before it call back into it through here.
 	sockets atomic.Pointer[events.Server]
+	seqs    *seqNotices
 	log     *slog.Logger
 }
 
@@ -41,7 +43,7 @@ func newCluster(rdb *redis.Client, nodeID string, chats *chat.Service, sessions 
 		nodeID = hex.EncodeToString(b[:])
 	}
 	log = log.With("node", nodeID)
-	cl := &cluster{log: log}
+	cl := &cluster{log: log, seqs: newSeqNotices()}
 	cl.tracker = events.NewRedisTracker(rdb, events.RedisTrackerOptions{NodeID: nodeID, Logger: log,
 		OnChange: func(userID string, online bool) {
 			if s := cl.sockets.Load(); s != nil {
@@ -66,6 +68,10 @@ func newCluster(rdb *redis.Client, nodeID string, chats *chat.Service, sessions 
 			s.SessionsEnded(r.UserID, r.SessionIDs)
 		}
 	})
+	clusterbus.Handle(cl.bus, clusterbus.TopicChatSeq, func(n clusterbus.ChatSeqs) { chats.Numbered(n.Last) })
+	// A lost seq notice costs a clash that renumbers, so a reconnect
+	// leaves the counters alone.
+	chats.OnNumbered(cl.seqs.add)
 	chats.OnChange(func(chatID string) {
 		cl.publish(clusterbus.TopicMembership, clusterbus.MembershipChange{ChatID: chatID})
 	})
@@ -99,6 +105,9 @@ func (cl *cluster) start(sockets *events.Server) {
 	if err := cl.tracker.Start(ctx); err != nil {
 		cl.log.Warn("presence across nodes waits for redis", "err", err)
 	}
+	cl.seqs.start(func(last map[string]int64) {
+		cl.publish(clusterbus.TopicChatSeq, clusterbus.ChatSeqs{Last: last})
+	})
 }
 
 // close says goodbye: this node's remaining connections stop counting at
@@ -109,5 +118,70 @@ func (cl *cluster) close() {
 	if _, err := cl.tracker.Close(ctx); err != nil {
 		cl.log.Warn("presence goodbye", "err", err)
 	}
+	cl.seqs.stop()
 	_ = cl.bus.Close()
+}
+
+// seqNotices carries the chat writer's "stored up to" to the bus off the
+// writer's goroutine, which every send waits behind: add hands a commit's
+// seqs over and returns; one goroutine publishes them. Commits made while a
+// publish is in flight (or Redis is down) merge into the next notice, so
+// the backlog is one map, never a queue of notices.
+type seqNotices struct {
+	mu      sync.Mutex
+	pending map[string]int64
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+func newSeqNotices() *seqNotices {
+	return &seqNotices{wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// add takes one commit's last seq per chat; it never blocks.
+func (n *seqNotices) add(last map[string]int64) {
+	n.mu.Lock()
+	if n.pending == nil {
+		n.pending = last
+	} else {
+		for chatID, seq := range last {
+			if seq > n.pending[chatID] {
+				n.pending[chatID] = seq
+			}
+		}
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default: // a publish is already due and takes these too
+	}
+}
+
+// start publishes what add collected until stop.
+func (n *seqNotices) start(publish func(last map[string]int64)) {
+	go func() {
+		defer close(n.done)
+		for {
+			select {
+			case <-n.quit:
+				return
+			case <-n.wake:
+			}
+			n.mu.Lock()
+			last := n.pending
+			n.pending = nil
+			n.mu.Unlock()
+			if len(last) > 0 {
+				publish(last)
+			}
+		}
+	}()
+}
+
+// stop ends the publishing goroutine; the chat writer has stopped by then
+// (App.Close), and what it stored last is in the store for LastSeq.
+func (n *seqNotices) stop() {
+	close(n.quit)
+	<-n.done
 }

@@ -1,7 +1,7 @@
 // Package clusterbus carries small notices between Parley nodes over Redis
 // pub/sub, for what each node keeps in memory: "chat X's members changed,
 // drop your copy", "these sessions ended, refuse them and drop their
-// sockets". Pub/sub delivers at most once and only to nodes connected at
+// sockets", "chat X is numbered up to seq N, number after it". Pub/sub delivers at most once and only to nodes connected at
 // that moment, so every receiver must tolerate a lost notice: OnReconnect
 // tells it when notices may have been lost (the Redis link dropped and came
 // back), and it then drops everything it caches.
@@ -28,6 +28,8 @@ const (
 	TopicMembership = "membership"
 	// TopicSessionsRevoked: sessions ended (SessionsRevoked).
 	TopicSessionsRevoked = "sessions-revoked"
+	// TopicChatSeq: a node stored messages up to these seqs (ChatSeqs).
+	TopicChatSeq = "chat-seq"
 )
 
 // MembershipChange is the notice of TopicMembership.
@@ -39,6 +41,13 @@ type MembershipChange struct {
 type SessionsRevoked struct {
 	UserID     string   `json:"userId"`
 	SessionIDs []string `json:"sessionIds"`
+}
+
+// ChatSeqs is the notice of TopicChatSeq: the last seq one group commit
+// stored in each chat it wrote (chat id -> seq), so the other nodes number
+// their next message in that chat after it.
+type ChatSeqs struct {
+	Last map[string]int64 `json:"last"`
 }
 
 // Options configure a Bus.
