@@ -39,6 +39,15 @@ type Config struct {
 	LogFormat   string        `env:"LOG_FORMAT" envDefault:"text"`
 	Env         string        `env:"PARLEY_ENV" envDefault:"development"`
 
+	// The contract's limits on what one request may carry (its defaults).
+	MessageMaxChars       int   `env:"MESSAGE_MAX_CHARS" envDefault:"4000"`
+	MessageMaxAttachments int   `env:"MESSAGE_MAX_ATTACHMENTS" envDefault:"10"`
+	GroupMaxMembers       int   `env:"GROUP_MAX_MEMBERS" envDefault:"1000"`
+	HistoryMaxPage        int   `env:"HISTORY_MAX_PAGE" envDefault:"100"`
+	HistoryDefaultPage    int   `env:"HISTORY_DEFAULT_PAGE" envDefault:"50"`
+	ClientMsgIDMaxChars   int   `env:"CLIENT_MSG_ID_MAX_CHARS" envDefault:"64"`
+	SocketMaxPacketBytes  int64 `env:"SOCKET_MAX_PACKET_BYTES" envDefault:"1000000"`
+
 	UploadMaxBytes int64         `env:"UPLOAD_MAX_BYTES" envDefault:"26214400"`
 	AvatarMaxBytes int64         `env:"AVATAR_MAX_BYTES" envDefault:"5242880"`
 	OrphanFileTTL  time.Duration `env:"ORPHAN_FILE_TTL" envDefault:"24h"`
@@ -185,6 +194,23 @@ func (c *Config) validate() error {
 		return &ConfigError{"JWT_SECRET", "required when PARLEY_ENV=production"}
 	case c.Env == "production" && len(c.JWTSecret) < 32:
 		return &ConfigError{"JWT_SECRET", "must be at least 32 bytes when PARLEY_ENV=production"}
+	case c.MessageMaxChars < 1:
+		return &ConfigError{"MESSAGE_MAX_CHARS", "must be at least 1"}
+	case c.MessageMaxAttachments < 1:
+		return &ConfigError{"MESSAGE_MAX_ATTACHMENTS", "must be at least 1"}
+	case c.GroupMaxMembers < 2:
+		return &ConfigError{"GROUP_MAX_MEMBERS", "must be at least 2"}
+	case c.HistoryMaxPage < 1:
+		return &ConfigError{"HISTORY_MAX_PAGE", "must be at least 1"}
+	case c.HistoryDefaultPage < 1 || c.HistoryDefaultPage > c.HistoryMaxPage:
+		return &ConfigError{"HISTORY_DEFAULT_PAGE", "must be from 1 to HISTORY_MAX_PAGE"}
+	case c.ClientMsgIDMaxChars < 1:
+		return &ConfigError{"CLIENT_MSG_ID_MAX_CHARS", "must be at least 1"}
+	case c.SocketMaxPacketBytes < 1024:
+		return &ConfigError{"SOCKET_MAX_PACKET_BYTES", "must be at least 1024"}
+	case int64(c.SocketQueueBytes) < c.SocketMaxPacketBytes:
+		// Below the largest packet one message could close a socket.
+		return &ConfigError{"SOCKET_QUEUE_BYTES", "must be at least SOCKET_MAX_PACKET_BYTES"}
 	case c.UploadMaxBytes < 1:
 		return &ConfigError{"UPLOAD_MAX_BYTES", "must be at least 1"}
 	case c.AvatarMaxBytes < 1:

@@ -101,6 +101,14 @@ func TestConfigBadValues(t *testing.T) {
 		{[]string{"TRUSTED_PROXIES=10.0.0.0/33"}, "TRUSTED_PROXIES"},
 		{[]string{"LOGIN_FAILURES_PER_ACCOUNT=0"}, "LOGIN_FAILURES_PER_ACCOUNT"},
 		{[]string{"SESSION_RECONCILE_INTERVAL=1h"}, "SESSION_RECONCILE_INTERVAL"},
+		{[]string{"MESSAGE_MAX_CHARS=0"}, "MESSAGE_MAX_CHARS"},
+		{[]string{"MESSAGE_MAX_ATTACHMENTS=-1"}, "MESSAGE_MAX_ATTACHMENTS"},
+		{[]string{"GROUP_MAX_MEMBERS=1"}, "GROUP_MAX_MEMBERS"},
+		{[]string{"HISTORY_MAX_PAGE=0"}, "HISTORY_MAX_PAGE"},
+		{[]string{"HISTORY_DEFAULT_PAGE=101"}, "HISTORY_DEFAULT_PAGE"},
+		{[]string{"CLIENT_MSG_ID_MAX_CHARS=0"}, "CLIENT_MSG_ID_MAX_CHARS"},
+		{[]string{"SOCKET_MAX_PACKET_BYTES=10"}, "SOCKET_MAX_PACKET_BYTES"},
+		{[]string{"SOCKET_MAX_PACKET_BYTES=8000000"}, "SOCKET_QUEUE_BYTES"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.env, " "), func(t *testing.T) {

@@ -294,3 +294,24 @@ func TestSocketLimitsWithoutCredentials(t *testing.T) {
 		}
 	})
 }
+
+// The contract's per-request limits are defaults an operator can change.
+func TestRequestLimitsConfigurable(t *testing.T) {
+	srv := limitedServer(t, "MESSAGE_MAX_CHARS=5", "HISTORY_MAX_PAGE=2", "HISTORY_DEFAULT_PAGE=2", "CLIENT_MSG_ID_MAX_CHARS=3")
+	a, b := signup(t, srv, "cfglim"), signup(t, srv, "cfglim2")
+	chatID := directChat(t, srv, a, b)
+	send := func(body map[string]any) response {
+		return call(t, "POST", srv.URL+"/api/chats/"+chatID+"/messages", a.Token, body)
+	}
+	for _, text := range []string{"héllo", "one", "two"} { // 5 code points is within
+		if r := send(map[string]any{"text": text}); r.Status != 201 {
+			t.Fatalf("send %q: %d %s", text, r.Status, r.Raw)
+		}
+	}
+	wantRESTError(t, "6 characters", send(map[string]any{"text": "héllo!"}), 400, "invalid_input")
+	wantRESTError(t, "a 4-character clientMsgId", send(map[string]any{"text": "x", "clientMsgId": "abcd"}), 400, "invalid_input")
+	page := call(t, "GET", srv.URL+"/api/chats/"+chatID+"/messages?limit=50", a.Token, nil)
+	if msgs, _ := page.Body["messages"].([]any); page.Status != 200 || len(msgs) != 2 || page.Body["hasMore"] != true {
+		t.Fatalf("a page asked for 50 with HISTORY_MAX_PAGE=2: %d %s", page.Status, page.Raw)
+	}
+}

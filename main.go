@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-chat/parley/auth"
+	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/events"
 	"github.com/parley-chat/parley/files"
 	"github.com/parley-chat/parley/internal/app"
@@ -90,7 +91,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started chan<- strin
 	a, err := app.Build(app.Options{
 		Log: log, Store: st, Cache: cache.sessions, Limiter: cache.limiter,
 		Secret: secret, BcryptCost: cfg.BcryptCost, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
-		FileLimits:     files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes},
+		FileLimits: files.Limits{Upload: cfg.UploadMaxBytes, Avatar: cfg.AvatarMaxBytes},
+		ChatLimits: chat.Limits{
+			MaxText: cfg.MessageMaxChars, MaxAttachments: cfg.MessageMaxAttachments, MaxGroup: cfg.GroupMaxMembers,
+			MaxPage: cfg.HistoryMaxPage, DefaultPage: cfg.HistoryDefaultPage, MaxClientMsgID: cfg.ClientMsgIDMaxChars,
+		},
+		MaxPacketBytes: cfg.SocketMaxPacketBytes,
 		CookieSecure:   cfg.CookieSecure,
 		RecoveryWindow: cfg.RecoveryWindow, SocketQueueBytes: cfg.SocketQueueBytes,
 		Throttle: auth.ThrottleLimits{

@@ -47,6 +47,11 @@ type Options struct {
 	TokenTTL    time.Duration
 	CORSOrigins []string
 	FileLimits  files.Limits
+	// ChatLimits are the limits on messages, groups and history pages;
+	// zero: the contract's defaults (chat.DefaultLimits).
+	ChatLimits chat.Limits
+	// MaxPacketBytes is the largest Socket.IO packet accepted; 0: 1 MB.
+	MaxPacketBytes int64
 	// CookieSecure marks the token cookie Secure (behind a TLS proxy).
 	CookieSecure bool
 	// RecoveryWindow turns Socket.IO connection-state recovery on (0: off);
@@ -116,7 +121,10 @@ func Build(o Options) (*App, error) {
 		Name: "parley_password_checks_total", Help: "Passwords compared (bcrypt): the login throttle bounds these per account.",
 	}, func() float64 { return float64(passwords.Checks()) }))
 
-	a.Chats = chat.New(o.Store, nil, chat.DefaultLimits, o.Log)
+	if o.ChatLimits == (chat.Limits{}) {
+		o.ChatLimits = chat.DefaultLimits
+	}
+	a.Chats = chat.New(o.Store, nil, o.ChatLimits, o.Log)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "parley_chat_seq_clashes_total",
 		Help: "Sends another node's message refused on (chatId, seq), numbered again: several nodes writing one chat at once.",
@@ -134,8 +142,9 @@ func Build(o Options) (*App, error) {
 	}
 	a.Sockets, err = events.New(events.Config{
 		CORSOrigins: o.CORSOrigins, RecoveryWindow: o.RecoveryWindow, SocketQueueBytes: o.SocketQueueBytes,
-		Limits:       o.Sockets,
-		SetupTimeout: o.MERNSetupTimeout,
+		MaxHTTPBufferSize: o.MaxPacketBytes,
+		Limits:            o.Sockets,
+		SetupTimeout:      o.MERNSetupTimeout,
 	}, deps)
 	if err != nil {
 		a.Sessions.Close()
