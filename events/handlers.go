@@ -78,26 +78,34 @@ func (s *Server) newConn(c Conn) *connState {
 	return st
 }
 
+// roomLookup is what enterRooms saw: the membership generation (see
+// JoinChat) and the user's peers, which the presence announcement reuses
+// unless a room change ran since, so a connect reads the chats once.
+type roomLookup struct {
+	gen   uint64
+	peers []string
+}
+
 // enterRooms puts a socket that passed the credential check in its rooms:
 // user:<uid>, session:<sid> and chat:<cid> for each of its chats. The
 // engine calls it before the client hears that it is connected, so that
 // whatever reaches its chats after the client's "connect" reaches it. It
-// returns the membership generation its lookup saw (see JoinChat); an
-// error means the rooms could not be known, and the socket must not go on.
-func (s *Server) enterRooms(c Conn) (uint64, error) {
+// returns what its lookup saw; an error means the rooms could not be
+// known, and the socket must not go on.
+func (s *Server) enterRooms(c Conn) (roomLookup, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandlerTimeout)
 	defer cancel()
 	uid := c.UserID()
 	s.membership.RLock()
 	defer s.membership.RUnlock()
 	gen := s.membershipGen.Load()
-	ids, err := s.chats.ChatIDs(ctx, uid)
+	m, err := s.chats.Membership(ctx, uid)
 	if err != nil {
-		return 0, fmt.Errorf("chats of %s: %w", uid, err)
+		return roomLookup{}, fmt.Errorf("chats of %s: %w", uid, err)
 	}
 	want := map[string]bool{c.ID(): true, userRoom(uid): true, sessionRoom(c.SessionID()): true}
 	rooms := []string{userRoom(uid), sessionRoom(c.SessionID())}
-	for _, id := range ids {
+	for _, id := range m.ChatIDs {
 		rooms = append(rooms, chatRoom(id))
 		want[chatRoom(id)] = true
 	}
@@ -109,29 +117,33 @@ func (s *Server) enterRooms(c Conn) (uint64, error) {
 		}
 	}
 	c.Join(rooms...)
-	return gen, nil
+	return roomLookup{gen: gen, peers: m.Peers}, nil
 }
 
 // setup counts a connected socket for presence, once the engine has made
-// it visible to broadcasts; gen is what enterRooms returned for it.
-func (st *connState) setup(gen uint64) {
+// it visible to broadcasts; seen is what enterRooms returned for it.
+func (st *connState) setup(seen roomLookup) {
 	s, c := st.s, st.conn
-	if s.membershipGen.Load() != gen {
+	if s.membershipGen.Load() != seen.gen {
 		// A JoinChat or LeaveChat ran between the room lookup and now,
 		// while the socket was not yet visible to it. Now it is, so one
 		// more lookup settles the rooms for good.
-		if _, err := s.enterRooms(c); err != nil {
+		var err error
+		if seen, err = s.enterRooms(c); err != nil {
 			s.log.Warn("socket: look up chats; dropping the connection", "user", c.UserID(), "err", err)
 			c.Drop()
 			return
 		}
 	}
-	st.track()
+	st.trackSeen(&seen)
 }
 
 // track counts the socket for presence, unless its session ended after the
 // credential check, before the session room could hear of it.
-func (st *connState) track() {
+func (st *connState) track() { st.trackSeen(nil) }
+
+// trackSeen is track with the peers a room lookup saw, if any.
+func (st *connState) trackSeen(seen *roomLookup) {
 	s, c := st.s, st.conn
 	if s.wasRevoked(c.SessionID()) {
 		c.Emit(EventSessionRevoked, struct{}{})
@@ -144,7 +156,7 @@ func (st *connState) track() {
 		return
 	}
 	st.tracked = true
-	s.userConnected(c.UserID(), st.key)
+	s.userConnected(c.UserID(), st.key, seen)
 }
 
 // teardown runs once when the socket goes, whatever the reason. The
