@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,5 +166,84 @@ func BenchmarkHandshake(b *testing.B) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "handshakes/s")
 	for _, ws := range conns {
 		ws.Close()
+	}
+}
+
+// BenchmarkIdleSocketMemory holds b.N idle authenticated sockets (each
+// its user's first, users in groups of ten) and reports the server's heap
+// per socket: bytes in use, from a heap profile that records every
+// allocation, less whatever the client side (gorilla/websocket, this
+// file) holds. PARLEY_HEAP_PROFILE=file writes the heap profile taken
+// while the sockets are held. Goroutine stacks are not heap and not counted; the
+// server's one read goroutine per socket adds about 4 KiB to RSS.
+//
+//	go test -run '^$' -bench IdleSocketMemory -benchtime 2000x -count 3 ./events/
+func BenchmarkIdleSocketMemory(b *testing.B) {
+	s := startBenchStack(b, b.N)
+	prev := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	defer func() { runtime.MemProfileRate = prev }()
+	before := serverHeap()
+	conns := make([]*websocket.Conn, b.N)
+	for i := range conns {
+		ws, err := s.connect(s.tokens[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns[i] = ws
+	}
+	after := serverHeap()
+	b.ReportMetric(float64(after-before)/float64(b.N), "server-B/socket")
+	if path := os.Getenv("PARLEY_HEAP_PROFILE"); path != "" {
+		// The heap while the sockets are held, for go tool pprof.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, ws := range conns {
+		ws.Close()
+	}
+}
+
+// serverHeap is the heap in use, after two collections, less what was
+// allocated from the client side.
+func serverHeap() int64 {
+	// The profile shows the heap as of the last completed collection.
+	runtime.GC()
+	runtime.GC()
+	var recs []runtime.MemProfileRecord
+	for {
+		n, ok := runtime.MemProfile(recs, true)
+		if ok {
+			recs = recs[:n]
+			break
+		}
+		recs = make([]runtime.MemProfileRecord, n+100)
+	}
+	var total int64
+	for _, r := range recs {
+		if !clientSide(r.Stack()) {
+			total += r.InUseBytes()
+		}
+	}
+	return total
+}
+
+func clientSide(stack []uintptr) bool {
+	frames := runtime.CallersFrames(stack)
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "github.com/gorilla/websocket.") ||
+			strings.HasPrefix(f.Function, "github.com/parley-chat/parley/events_test.") {
+			return true
+		}
+		if !more {
+			return false
+		}
 	}
 }
