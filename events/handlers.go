@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/apperr"
@@ -51,11 +52,13 @@ const (
 
 // connState is one socket's life on this server.
 type connState struct {
-	s      *Server
-	conn   Conn
-	key    string // unique per connection, for the Tracker: ids repeat on recovery
-	typing *typingThrottle
-	lanes  [numLanes]*lane
+	s    *Server
+	conn Conn
+	key  string // unique per connection, for the Tracker: ids repeat on recovery
+	// typing and lanes are made on first use: most sockets sit idle, and
+	// many never type (see laneFor, typingThrottle).
+	typing atomic.Pointer[typingThrottle]
+	lanes  [numLanes]atomic.Pointer[lane]
 
 	mu      sync.Mutex
 	closed  bool
@@ -68,11 +71,7 @@ type connState struct {
 func (s *Server) newConn(c Conn) *connState {
 	st := &connState{
 		s: s, conn: c,
-		key:    c.ID() + "." + strconv.FormatUint(s.connSeq.Add(1), 36),
-		typing: newTypingThrottle(typingRate, typingBurst, s.now),
-	}
-	for i := range st.lanes {
-		st.lanes[i] = newLane(laneLimit, &s.work)
+		key: c.ID() + "." + strconv.FormatUint(s.connSeq.Add(1), 36),
 	}
 	s.metrics.connected()
 	return st
@@ -268,10 +267,28 @@ func (st *connState) reply(event string, ack Ack, result any, err error) {
 	}
 }
 
+// laneFor is the socket's lane of one kind, made on its first event.
+func (st *connState) laneFor(id int) *lane {
+	if l := st.lanes[id].Load(); l != nil {
+		return l
+	}
+	st.lanes[id].CompareAndSwap(nil, newLane(laneLimit, &st.s.work))
+	return st.lanes[id].Load()
+}
+
+// typingThrottle is the socket's typing budget, made on its first typing.
+func (st *connState) typingThrottle() *typingThrottle {
+	if t := st.typing.Load(); t != nil {
+		return t
+	}
+	st.typing.CompareAndSwap(nil, newTypingThrottle(typingRate, typingBurst, st.s.now))
+	return st.typing.Load()
+}
+
 // run does an event's work on its lane and answers it. A panic in the work
 // answers internal and leaves the socket and the server standing.
 func (st *connState) run(laneID int, event string, ack Ack, work func(ctx context.Context) (any, error)) {
-	st.lanes[laneID].push(func() {
+	st.laneFor(laneID).push(func() {
 		ctx, cancel := context.WithTimeout(st.s.ctx, st.s.cfg.HandlerTimeout)
 		defer cancel()
 		var (
@@ -395,7 +412,7 @@ func (st *connState) relayTyping(chatID string, isTyping bool, ack Ack) {
 // service sends it to both dialects); nil for a repeat over the budget
 // that no one waits for.
 func (st *connState) typingWork(chatID string, isTyping bool, ack Ack) func(ctx context.Context) (any, error) {
-	relay := st.typing.allow(chatID, isTyping)
+	relay := st.typingThrottle().allow(chatID, isTyping)
 	if !relay && ack == nil {
 		// A repeat over the budget: nothing anyone would miss, and no one
 		// waits for an answer.
