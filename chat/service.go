@@ -369,18 +369,28 @@ func (s *Service) Member(ctx context.Context, userID, chatID string) error {
 	return err
 }
 
-// ChatIDs lists the chats a user belongs to (for joining rooms on connect).
-func (s *Service) ChatIDs(ctx context.Context, userID string) ([]string, error) {
+// Membership is what a connecting socket needs of its user's chats: their
+// ids, for the rooms, and the users who share one, for the presence
+// announcement, from one read.
+type Membership struct {
+	ChatIDs []string
+	// Peers are the users who share a chat with the user, without them.
+	Peers []string
+}
+
+// Membership reads the user's chats once, for a connecting socket's rooms
+// and its presence announcement; the chats go into the cache on the way.
+func (s *Service) Membership(ctx context.Context, userID string) (Membership, error) {
 	chats, err := s.st.ChatsByMember(ctx, userID)
 	if err != nil {
-		return nil, fmt.Errorf("chats of user: %w", err)
+		return Membership{}, fmt.Errorf("chats of user: %w", err)
 	}
 	ids := make([]string, len(chats))
 	for i := range chats {
 		ids[i] = chats[i].ID
 		s.remember(&chats[i])
 	}
-	return ids, nil
+	return Membership{ChatIDs: ids, Peers: peersIn(chats, userID)}, nil
 }
 
 // Peers lists the users who share a chat with userID.
@@ -389,6 +399,10 @@ func (s *Service) Peers(ctx context.Context, userID string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peers of user: %w", err)
 	}
+	return peersIn(chats, userID), nil
+}
+
+func peersIn(chats []store.Chat, userID string) []string {
 	seen := map[string]bool{userID: true}
 	var out []string
 	for _, c := range chats {
@@ -399,7 +413,7 @@ func (s *Service) Peers(ctx context.Context, userID string) ([]string, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // view is c as userID sees it, and the time of its latest activity.

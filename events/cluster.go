@@ -32,7 +32,7 @@ func (s *Server) PresenceChanged(userID string, online bool) {
 	if err := s.users.SetLastSeen(ctx, userID, now); err != nil {
 		s.log.Warn("presence: store lastSeenAt", "user", userID, "err", err)
 	}
-	s.announce(ctx, userID, online, now)
+	s.announce(ctx, userID, online, now, nil)
 }
 
 // SessionsEnded remembers sessions another node ended: their sockets are

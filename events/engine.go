@@ -208,10 +208,10 @@ func (e *engine) onConnection(sock *sio.Socket) {
 		return
 	}
 	c := &sioConn{sock: sock, id: id, slots: waiting.slots}
-	var gen uint64
+	var seen roomLookup
 	if !awaiting && id.App != auth.AppMERN {
 		var err error
-		gen, err = e.s.enterRooms(c)
+		seen, err = e.s.enterRooms(c)
 		if err != nil {
 			// A socket outside its chats' rooms would miss messages without
 			// knowing; a dropped one reconnects and tries again.
@@ -235,7 +235,7 @@ func (e *engine) onConnection(sock *sio.Socket) {
 	case id.App == auth.AppMERN:
 		st.connectMERN()
 	default:
-		st.setup(gen)
+		st.setup(seen)
 	}
 	sock.OnEvent(func(event string, args []any, ack sio.AckFunc) {
 		// Events arrive one at a time on the read path, so admits sees

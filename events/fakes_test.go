@@ -112,6 +112,8 @@ type fakeChats struct {
 	sends   []sendCall
 	typings []typingCall
 	reads   int
+	// lookups counts reads of a user's chats (Membership and Peers).
+	lookups int
 	history []chat.HistoryQuery
 	seq     int64
 	// sendGate, when set, holds every Send until it is closed or fed.
@@ -217,11 +219,12 @@ func (f *fakeChats) Member(_ context.Context, userID, chatID string) error {
 	return nil
 }
 
-func (f *fakeChats) ChatIDs(_ context.Context, userID string) ([]string, error) {
+func (f *fakeChats) Membership(_ context.Context, userID string) (chat.Membership, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lookups++
 	if f.chatErr != nil {
-		return nil, f.chatErr
+		return chat.Membership{}, f.chatErr
 	}
 	var out []string
 	for id, ms := range f.members {
@@ -230,12 +233,17 @@ func (f *fakeChats) ChatIDs(_ context.Context, userID string) ([]string, error) 
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	return chat.Membership{ChatIDs: out, Peers: f.peersLocked(userID)}, nil
 }
 
 func (f *fakeChats) Peers(_ context.Context, userID string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lookups++
+	return f.peersLocked(userID), nil
+}
+
+func (f *fakeChats) peersLocked(userID string) []string {
 	var out []string
 	for _, ms := range f.members {
 		if !slices.Contains(ms, userID) {
@@ -248,7 +256,7 @@ func (f *fakeChats) Peers(_ context.Context, userID string) ([]string, error) {
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	return out
 }
 
 func (f *fakeChats) calls() (sends, typings, reads, history int) {

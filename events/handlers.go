@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/parley-chat/parley/chat"
 	"github.com/parley-chat/parley/internal/apperr"
@@ -51,11 +52,13 @@ const (
 
 // connState is one socket's life on this server.
 type connState struct {
-	s      *Server
-	conn   Conn
-	key    string // unique per connection, for the Tracker: ids repeat on recovery
-	typing *typingThrottle
-	lanes  [numLanes]*lane
+	s    *Server
+	conn Conn
+	key  string // unique per connection, for the Tracker: ids repeat on recovery
+	// typing and lanes are made on first use: most sockets sit idle, and
+	// many never type (see laneFor, typingThrottle).
+	typing atomic.Pointer[typingThrottle]
+	lanes  [numLanes]atomic.Pointer[lane]
 
 	mu      sync.Mutex
 	closed  bool
@@ -68,36 +71,40 @@ type connState struct {
 func (s *Server) newConn(c Conn) *connState {
 	st := &connState{
 		s: s, conn: c,
-		key:    c.ID() + "." + strconv.FormatUint(s.connSeq.Add(1), 36),
-		typing: newTypingThrottle(typingRate, typingBurst, s.now),
-	}
-	for i := range st.lanes {
-		st.lanes[i] = newLane(laneLimit, &s.work)
+		key: c.ID() + "." + strconv.FormatUint(s.connSeq.Add(1), 36),
 	}
 	s.metrics.connected()
 	return st
+}
+
+// roomLookup is what enterRooms saw: the membership generation (see
+// JoinChat) and the user's peers, which the presence announcement reuses
+// unless a room change ran since, so a connect reads the chats once.
+type roomLookup struct {
+	gen   uint64
+	peers []string
 }
 
 // enterRooms puts a socket that passed the credential check in its rooms:
 // user:<uid>, session:<sid> and chat:<cid> for each of its chats. The
 // engine calls it before the client hears that it is connected, so that
 // whatever reaches its chats after the client's "connect" reaches it. It
-// returns the membership generation its lookup saw (see JoinChat); an
-// error means the rooms could not be known, and the socket must not go on.
-func (s *Server) enterRooms(c Conn) (uint64, error) {
+// returns what its lookup saw; an error means the rooms could not be
+// known, and the socket must not go on.
+func (s *Server) enterRooms(c Conn) (roomLookup, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandlerTimeout)
 	defer cancel()
 	uid := c.UserID()
 	s.membership.RLock()
 	defer s.membership.RUnlock()
 	gen := s.membershipGen.Load()
-	ids, err := s.chats.ChatIDs(ctx, uid)
+	m, err := s.chats.Membership(ctx, uid)
 	if err != nil {
-		return 0, fmt.Errorf("chats of %s: %w", uid, err)
+		return roomLookup{}, fmt.Errorf("chats of %s: %w", uid, err)
 	}
 	want := map[string]bool{c.ID(): true, userRoom(uid): true, sessionRoom(c.SessionID()): true}
 	rooms := []string{userRoom(uid), sessionRoom(c.SessionID())}
-	for _, id := range ids {
+	for _, id := range m.ChatIDs {
 		rooms = append(rooms, chatRoom(id))
 		want[chatRoom(id)] = true
 	}
@@ -109,29 +116,33 @@ func (s *Server) enterRooms(c Conn) (uint64, error) {
 		}
 	}
 	c.Join(rooms...)
-	return gen, nil
+	return roomLookup{gen: gen, peers: m.Peers}, nil
 }
 
 // setup counts a connected socket for presence, once the engine has made
-// it visible to broadcasts; gen is what enterRooms returned for it.
-func (st *connState) setup(gen uint64) {
+// it visible to broadcasts; seen is what enterRooms returned for it.
+func (st *connState) setup(seen roomLookup) {
 	s, c := st.s, st.conn
-	if s.membershipGen.Load() != gen {
+	if s.membershipGen.Load() != seen.gen {
 		// A JoinChat or LeaveChat ran between the room lookup and now,
 		// while the socket was not yet visible to it. Now it is, so one
 		// more lookup settles the rooms for good.
-		if _, err := s.enterRooms(c); err != nil {
+		var err error
+		if seen, err = s.enterRooms(c); err != nil {
 			s.log.Warn("socket: look up chats; dropping the connection", "user", c.UserID(), "err", err)
 			c.Drop()
 			return
 		}
 	}
-	st.track()
+	st.trackSeen(&seen)
 }
 
 // track counts the socket for presence, unless its session ended after the
 // credential check, before the session room could hear of it.
-func (st *connState) track() {
+func (st *connState) track() { st.trackSeen(nil) }
+
+// trackSeen is track with the peers a room lookup saw, if any.
+func (st *connState) trackSeen(seen *roomLookup) {
 	s, c := st.s, st.conn
 	if s.wasRevoked(c.SessionID()) {
 		c.Emit(EventSessionRevoked, struct{}{})
@@ -144,7 +155,7 @@ func (st *connState) track() {
 		return
 	}
 	st.tracked = true
-	s.userConnected(c.UserID(), st.key)
+	s.userConnected(c.UserID(), st.key, seen)
 }
 
 // teardown runs once when the socket goes, whatever the reason. The
@@ -256,10 +267,28 @@ func (st *connState) reply(event string, ack Ack, result any, err error) {
 	}
 }
 
+// laneFor is the socket's lane of one kind, made on its first event.
+func (st *connState) laneFor(id int) *lane {
+	if l := st.lanes[id].Load(); l != nil {
+		return l
+	}
+	st.lanes[id].CompareAndSwap(nil, newLane(laneLimit, &st.s.work))
+	return st.lanes[id].Load()
+}
+
+// typingThrottle is the socket's typing budget, made on its first typing.
+func (st *connState) typingThrottle() *typingThrottle {
+	if t := st.typing.Load(); t != nil {
+		return t
+	}
+	st.typing.CompareAndSwap(nil, newTypingThrottle(typingRate, typingBurst, st.s.now))
+	return st.typing.Load()
+}
+
 // run does an event's work on its lane and answers it. A panic in the work
 // answers internal and leaves the socket and the server standing.
 func (st *connState) run(laneID int, event string, ack Ack, work func(ctx context.Context) (any, error)) {
-	st.lanes[laneID].push(func() {
+	st.laneFor(laneID).push(func() {
 		ctx, cancel := context.WithTimeout(st.s.ctx, st.s.cfg.HandlerTimeout)
 		defer cancel()
 		var (
@@ -383,7 +412,7 @@ func (st *connState) relayTyping(chatID string, isTyping bool, ack Ack) {
 // service sends it to both dialects); nil for a repeat over the budget
 // that no one waits for.
 func (st *connState) typingWork(chatID string, isTyping bool, ack Ack) func(ctx context.Context) (any, error) {
-	relay := st.typing.allow(chatID, isTyping)
+	relay := st.typingThrottle().allow(chatID, isTyping)
 	if !relay && ack == nil {
 		// A repeat over the budget: nothing anyone would miss, and no one
 		// waits for an answer.

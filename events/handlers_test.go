@@ -186,7 +186,7 @@ func TestTypingNeverDropsAChange(t *testing.T) {
 	h := newHarness(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	_, st := h.connect("sock1", userA, sessA)
-	st.typing.now = func() time.Time { return now } // a frozen clock: no refill
+	st.typingThrottle().now = func() time.Time { return now } // a frozen clock: no refill
 
 	var want []bool
 	send := func(v bool) {
@@ -222,7 +222,7 @@ func TestTypingNeverDropsAChange(t *testing.T) {
 func TestThrottledTypingStillAnswersNotFound(t *testing.T) {
 	h := newHarness(t)
 	_, st := h.connect("sock1", userA, sessA)
-	st.typing.now = func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) } // no refill
+	st.typingThrottle().now = func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) } // no refill
 	// Past the bucket's worth of repeats, an outsider's typing in chat2 is
 	// still not_found, and a member's repeat in chat1 still ok.
 	for i := range 2 * typingBurst {

@@ -76,8 +76,9 @@ func (s *Server) userLock(userID string) *sync.Mutex { return s.userLocks.For(us
 // presenceTimeout bounds a presence transition's store and peer lookups.
 const presenceTimeout = 5 * time.Second
 
-// userConnected records a connection and announces the user's first one.
-func (s *Server) userConnected(userID, connKey string) {
+// userConnected records a connection and announces the user's first one;
+// seen, when not nil, is the socket's room lookup, whose peers it reuses.
+func (s *Server) userConnected(userID, connKey string, seen *roomLookup) {
 	ctx, cancel := context.WithTimeout(s.ctx, presenceTimeout)
 	defer cancel()
 	mu := s.userLock(userID)
@@ -97,7 +98,7 @@ func (s *Server) userConnected(userID, connKey string) {
 	if err := s.users.SetLastSeen(ctx, userID, now); err != nil {
 		s.log.Warn("presence: store lastSeenAt", "user", userID, "err", err)
 	}
-	s.announce(ctx, userID, true, now)
+	s.announce(ctx, userID, true, now, seen)
 }
 
 // userDisconnected forgets a connection and announces the user's last one.
@@ -121,15 +122,23 @@ func (s *Server) userDisconnected(userID, connKey string) {
 	if err := s.users.SetLastSeen(ctx, userID, now); err != nil {
 		s.log.Warn("presence: store lastSeenAt", "user", userID, "err", err)
 	}
-	s.announce(ctx, userID, false, now)
+	s.announce(ctx, userID, false, now, nil)
 }
 
-// announce tells everyone who shares a chat with the user.
-func (s *Server) announce(ctx context.Context, userID string, online bool, at time.Time) {
-	peers, err := s.chats.Peers(ctx, userID)
-	if err != nil {
-		s.log.Warn("presence: look up peers", "user", userID, "err", err)
-		return
+// announce tells everyone who shares a chat with the user. The peers a
+// room lookup saw (seen, may be nil) stand while no room change ran since
+// it, as the lookup was made during this same connect; otherwise they are
+// read afresh.
+func (s *Server) announce(ctx context.Context, userID string, online bool, at time.Time, seen *roomLookup) {
+	var peers []string
+	if seen != nil && s.membershipGen.Load() == seen.gen {
+		peers = seen.peers
+	} else {
+		var err error
+		if peers, err = s.chats.Peers(ctx, userID); err != nil {
+			s.log.Warn("presence: look up peers", "user", userID, "err", err)
+			return
+		}
 	}
 	if len(peers) == 0 {
 		return

@@ -86,6 +86,39 @@ func TestPresenceFirstAndLastSocket(t *testing.T) {
 	}
 }
 
+func TestConnectReadsTheChatsOnce(t *testing.T) {
+	h := newHarness(t)
+	h.connect("s1", userA, sessA)
+	if got, want := presenceEvents(h), []string{"[user:" + userB + "] " + userA + " online=true"}; !slices.Equal(got, want) {
+		t.Fatalf("first connect announced %v, want %v", got, want)
+	}
+	h.chats.mu.Lock()
+	lookups := h.chats.lookups
+	h.chats.mu.Unlock()
+	if lookups != 1 {
+		t.Fatalf("a connect read the user's chats %d times, want once for its rooms and its announcement", lookups)
+	}
+}
+
+func TestAnnouncementAfterARoomChangeLooksThePeersUpAgain(t *testing.T) {
+	h := newHarness(t)
+	c := newFakeConn("s1", userA, sessA)
+	seen, err := h.s.enterRooms(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// userA joins chat2 (userB, userC) after its lookup; the announcement
+	// must reach userC too.
+	h.chats.mu.Lock()
+	h.chats.members[chat2] = append(h.chats.members[chat2], userA)
+	h.chats.mu.Unlock()
+	h.s.JoinChat([]string{userA}, chat2)
+	h.s.userConnected(userA, "k1", &seen)
+	if got, want := presenceEvents(h), []string{"[user:" + userB + " user:" + userC + "] " + userA + " online=true"}; !slices.Equal(got, want) {
+		t.Fatalf("announced %v, want %v", got, want)
+	}
+}
+
 func TestRecoveredSocketIDDoesNotConfusePresence(t *testing.T) {
 	h := newHarness(t)
 	// Connection-state recovery brings a socket back under its old id,

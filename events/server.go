@@ -42,7 +42,9 @@ type Chats interface {
 	Typing(ctx context.Context, userID, origin, chatID string, isTyping bool) error
 	// Member answers not_found unless userID belongs to chatID.
 	Member(ctx context.Context, userID, chatID string) error
-	ChatIDs(ctx context.Context, userID string) ([]string, error)
+	// Membership reads the user's chats and peers at once, for a
+	// connecting socket's rooms and presence announcement.
+	Membership(ctx context.Context, userID string) (chat.Membership, error)
 	// Peers lists the users who share a chat with userID, without userID.
 	Peers(ctx context.Context, userID string) ([]string, error)
 }
@@ -189,11 +191,12 @@ type Server struct {
 
 	// membership orders room changes against a connecting socket's join
 	// of its chats: without it, a member removed between the socket's
-	// ChatIDs lookup and its joins would be put back into the chat's room.
+	// membership lookup and its joins would be put back into the chat's room.
 	membership sync.RWMutex
 	// membershipGen counts JoinChat and LeaveChat calls (bumped under
 	// membership's write lock). A socket is invisible to them between its
-	// room lookup and its connect; a changed count tells it to look again.
+	// room lookup and its connect; a changed count tells it to look again,
+	// and its presence announcement to look its peers up afresh.
 	membershipGen atomic.Uint64
 	// userLocks serialise each user's presence transitions, so "online"
 	// and "offline" for one user are announced in the order they happened.

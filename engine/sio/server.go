@@ -381,6 +381,7 @@ func (c *client) connect(name string, auth map[string]any) {
 	if fn := nsp.connectionHandler(); fn != nil {
 		fn(s)
 	}
+	s.forgetAuth()
 	s.open()
 }
 

@@ -29,7 +29,7 @@ type Socket struct {
 	pid    string
 	nsp    *Namespace
 	client *client
-	auth   map[string]any
+	auth   map[string]any // guarded by mu; nil once connected (see Auth)
 
 	recovered bool
 	oldRooms  []string
@@ -67,8 +67,24 @@ func (s *Socket) Namespace() *Namespace { return s.nsp }
 func (s *Socket) Handshake() *Handshake { return s.client.hs }
 
 // Auth is the CONNECT payload (protocol 5) or the handshake query and the
-// namespace's query (protocol 4); never nil.
-func (s *Socket) Auth() map[string]any { return s.auth }
+// namespace's query (protocol 4), for the middlewares and the connection
+// handler; never nil. Once the connection handler has returned it is
+// empty: the payload (a token, usually) is not kept for the socket's life.
+func (s *Socket) Auth() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.auth == nil {
+		return map[string]any{}
+	}
+	return s.auth
+}
+
+// forgetAuth drops the CONNECT payload once the socket is connected.
+func (s *Socket) forgetAuth() {
+	s.mu.Lock()
+	s.auth = nil
+	s.mu.Unlock()
+}
 
 // Protocol is the Engine.IO protocol of the connection: 4, or 3 for
 // socket.io-client 2.x (Socket.IO protocol 4).

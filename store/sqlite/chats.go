@@ -23,17 +23,6 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// readTx runs fn in one read transaction, so reads spanning several
-// statements see one snapshot (a chat and its members agree).
-func (s *Store) readTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	return fn(tx)
-}
-
 func (s *Store) CreateChat(ctx context.Context, c *store.Chat) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
@@ -70,110 +59,86 @@ func insertMembers(ctx context.Context, tx *sql.Tx, chatID string, members []sto
 	return nil
 }
 
-const chatCols = `c.id, c.type, c.name, c.direct_key, c.created_at`
+// A chat is read with its members in one statement, one row a member: a
+// single statement sees one snapshot, so the chat and its members agree
+// without a transaction, and the hot ones are prepared (see stmts).
+const (
+	chatWithMembersCols = `c.id, c.type, c.name, c.direct_key, c.created_at, o.user_id, o.role, o.read_seq`
+	chatByIDQuery       = `SELECT ` + chatWithMembersCols + `
+		FROM chats c LEFT JOIN chat_members o ON o.chat_id = c.id
+		WHERE c.id = ? ORDER BY o.rowid`
+	chatByDirectKeyQuery = `SELECT ` + chatWithMembersCols + `
+		FROM chats c LEFT JOIN chat_members o ON o.chat_id = c.id
+		WHERE c.direct_key = ? ORDER BY o.rowid`
+	// Members in rowid order, the order they joined in.
+	chatsByMemberQuery = `SELECT ` + chatWithMembersCols + `
+		FROM chat_members m JOIN chats c ON c.id = m.chat_id JOIN chat_members o ON o.chat_id = c.id
+		WHERE m.user_id = ? ORDER BY c.created_at, c.id, o.rowid`
+)
 
-func scanChat(sc scanner) (store.Chat, error) {
-	var (
-		c       store.Chat
-		created sql.NullInt64
-	)
-	err := sc.Scan(&c.ID, &c.Type, &c.Name, &c.DirectKey, &created)
-	c.CreatedAt = fromMS(created)
-	c.Members = []store.Member{}
-	return c, err
+// scanChats reads chatWithMembersCols rows, a chat's rows together, into
+// chats with their members (none for a chat whose member columns are NULL).
+func scanChats(rows *sql.Rows) ([]store.Chat, error) {
+	defer rows.Close()
+	chats := []store.Chat{}
+	for rows.Next() {
+		var (
+			c            store.Chat
+			created      sql.NullInt64
+			userID, role sql.NullString
+			readSeq      sql.NullInt64
+		)
+		if err := rows.Scan(&c.ID, &c.Type, &c.Name, &c.DirectKey, &created, &userID, &role, &readSeq); err != nil {
+			return nil, err
+		}
+		if n := len(chats); n == 0 || chats[n-1].ID != c.ID {
+			c.CreatedAt = fromMS(created)
+			c.Members = []store.Member{}
+			chats = append(chats, c)
+		}
+		if userID.Valid {
+			last := &chats[len(chats)-1]
+			last.Members = append(last.Members, store.Member{UserID: userID.String, Role: role.String, ReadSeq: readSeq.Int64})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return chats, nil
 }
 
 func (s *Store) ChatByID(ctx context.Context, id string) (*store.Chat, error) {
-	return s.oneChat(ctx, "chat by id", `SELECT `+chatCols+` FROM chats c WHERE c.id = ?`, id)
+	return oneChat("chat by id", func() (*sql.Rows, error) { return s.q.chatByID.QueryContext(ctx, id) })
 }
 
 func (s *Store) ChatByDirectKey(ctx context.Context, key string) (*store.Chat, error) {
-	return s.oneChat(ctx, "chat by direct key", `SELECT `+chatCols+` FROM chats c WHERE c.direct_key = ?`, key)
+	return oneChat("chat by direct key", func() (*sql.Rows, error) { return s.r.QueryContext(ctx, chatByDirectKeyQuery, key) })
 }
 
-func (s *Store) oneChat(ctx context.Context, op, query string, arg string) (*store.Chat, error) {
-	var c store.Chat
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if c, err = scanChat(tx.QueryRowContext(ctx, query, arg)); err != nil {
-			return err
-		}
-		return loadMembers(ctx, tx, []*store.Chat{&c},
-			`SELECT chat_id, user_id, role, read_seq FROM chat_members WHERE chat_id = ? ORDER BY rowid`, c.ID)
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound(op)
-	}
+func oneChat(op string, query func() (*sql.Rows, error)) (*store.Chat, error) {
+	rows, err := query()
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	return &c, nil
-}
-
-// loadMembers fills in the members of chats from query's (chat_id, user_id,
-// role, read_seq) rows.
-func loadMembers(ctx context.Context, tx *sql.Tx, chats []*store.Chat, query string, args ...any) error {
-	byID := make(map[string]*store.Chat, len(chats))
-	for _, c := range chats {
-		byID[c.ID] = c
-	}
-	rows, err := tx.QueryContext(ctx, query, args...)
+	chats, err := scanChats(rows)
 	if err != nil {
-		return err
+		return nil, wrap(op, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			chatID string
-			m      store.Member
-		)
-		if err := rows.Scan(&chatID, &m.UserID, &m.Role, &m.ReadSeq); err != nil {
-			return err
-		}
-		if c := byID[chatID]; c != nil {
-			c.Members = append(c.Members, m)
-		}
+	if len(chats) == 0 {
+		return nil, notFound(op)
 	}
-	return rows.Err()
+	return &chats[0], nil
 }
 
 func (s *Store) ChatsByMember(ctx context.Context, userID string) ([]store.Chat, error) {
 	const op = "chats by member"
-	var chats []store.Chat
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `
-			SELECT `+chatCols+` FROM chat_members m JOIN chats c ON c.id = m.chat_id
-			WHERE m.user_id = ? ORDER BY c.created_at, c.id`, userID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			c, err := scanChat(rows)
-			if err != nil {
-				return err
-			}
-			chats = append(chats, c)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-
-		ptrs := make([]*store.Chat, len(chats))
-		for i := range chats {
-			ptrs[i] = &chats[i]
-		}
-		return loadMembers(ctx, tx, ptrs, `
-			SELECT chat_id, user_id, role, read_seq FROM chat_members
-			WHERE chat_id IN (SELECT chat_id FROM chat_members WHERE user_id = ?)
-			ORDER BY rowid`, userID)
-	})
+	rows, err := s.q.chatsByMember.QueryContext(ctx, userID)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	if chats == nil {
-		chats = []store.Chat{}
+	chats, err := scanChats(rows)
+	if err != nil {
+		return nil, wrap(op, err)
 	}
 	return chats, nil
 }

@@ -69,6 +69,13 @@ func scanMessage(sc scanner) (store.Message, error) {
 	return m, err
 }
 
+const (
+	insertMessageQuery = `
+		INSERT INTO messages (id, chat_id, seq, sender_id, text, attachments, client_msg_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	insertMessageFileQuery = `INSERT OR IGNORE INTO message_files (file_id, chat_id, seq) VALUES (?, ?, ?)`
+)
+
 // InsertMessages writes the batch in one transaction: SQLite's cost is the
 // commit (WAL append plus locking), so a batch costs about what one message
 // does. A statement refused by a unique index rolls back only itself; the
@@ -84,19 +91,10 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.Message) (int,
 		refused error
 	)
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, `
-			INSERT INTO messages (id, chat_id, seq, sender_id, text, attachments, client_msg_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		ref, err := tx.PrepareContext(ctx,
-			`INSERT OR IGNORE INTO message_files (file_id, chat_id, seq) VALUES (?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ref.Close()
+		// The transaction's own copies of the writer's prepared statements,
+		// closed with it; the prepared ones stay.
+		ins := tx.StmtContext(ctx, s.q.insertMessage)
+		ref := tx.StmtContext(ctx, s.q.insertMessageFile)
 
 		for _, m := range msgs {
 			atts, err := encodeAttachments(m.Attachments)

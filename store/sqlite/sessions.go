@@ -10,7 +10,10 @@ import (
 	"github.com/parley-chat/parley/store"
 )
 
-const sessionCols = `id, user_id, user_agent, created_at, last_seen_at, expires_at`
+const (
+	sessionCols      = `id, user_id, user_agent, created_at, last_seen_at, expires_at`
+	sessionByIDQuery = `SELECT ` + sessionCols + ` FROM sessions WHERE id = ?`
+)
 
 func scanSession(sc scanner) (store.Session, error) {
 	var (
@@ -35,7 +38,7 @@ func (s *Store) CreateSession(ctx context.Context, ss *store.Session) error {
 
 func (s *Store) SessionByID(ctx context.Context, id string) (*store.Session, error) {
 	const op = "session by id"
-	ss, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	ss, err := scanSession(s.q.sessionByID.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(op)
 	}

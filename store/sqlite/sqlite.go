@@ -32,6 +32,55 @@ import (
 type Store struct {
 	w *sql.DB // exactly one connection: every write, in order
 	r *sql.DB // query_only connections for reads
+	q stmts
+}
+
+// stmts are the hot statements (a socket handshake's, a send's), prepared
+// once when the store opens. database/sql keeps a statement prepared on
+// each connection it has run on, so SQLite parses it once per connection
+// instead of on every call (the parse was 13% of a handshake's CPU).
+// They are prepared up front, never on first use: preparing takes a
+// connection of the pool, and a caller inside a transaction may hold the
+// writer's only one.
+type stmts struct {
+	// Readers.
+	sessionByID, chatsByMember, chatByID *sql.Stmt
+	// The writer.
+	setLastSeen, insertMessage, insertMessageFile *sql.Stmt
+
+	all []*sql.Stmt
+}
+
+func (q *stmts) prepare(ctx context.Context, w, r *sql.DB) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		db    *sql.DB
+		query string
+	}{
+		{&q.sessionByID, r, sessionByIDQuery},
+		{&q.chatsByMember, r, chatsByMemberQuery},
+		{&q.chatByID, r, chatByIDQuery},
+		{&q.setLastSeen, w, setLastSeenQuery},
+		{&q.insertMessage, w, insertMessageQuery},
+		{&q.insertMessageFile, w, insertMessageFileQuery},
+	} {
+		st, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+		q.all = append(q.all, st)
+	}
+	return nil
+}
+
+func (q *stmts) close() error {
+	var errs []error
+	for _, st := range q.all {
+		errs = append(errs, st.Close())
+	}
+	q.all = nil
+	return errors.Join(errs...)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,6 +145,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
+	if err := s.q.prepare(ctx, w, r); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
 	// An upload cut short by a crash leaves an incomplete file behind; no
 	// upload can be running yet, so every incomplete file is such a leftover.
 	if _, err := w.ExecContext(ctx, `DELETE FROM files WHERE complete = 0`); err != nil {
@@ -136,10 +189,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // whole WAL back into the database file and truncate it: the file is then
 // complete on its own, for backups that copy only the .db.
 func (s *Store) Close() error {
+	errQ := s.q.close()
 	errR := s.r.Close()
 	_, errCk := s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	errW := s.w.Close()
-	if err := errors.Join(errR, errCk, errW); err != nil {
+	if err := errors.Join(errQ, errR, errCk, errW); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -289,4 +290,72 @@ func BenchmarkInsertMessages(b *testing.B) {
 	for _, batch := range []int{1, 64} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchmarkInsert(b, batch) })
 	}
+}
+
+// BenchmarkHandshakeReads runs the store's part of an authenticated socket
+// handshake, one user's: the session lookup, the user's chats with their
+// members (2,000 users in groups of ten), and lastSeenAt stored.
+//
+//	go test -run '^$' -bench HandshakeReads -benchmem ./store/sqlite/
+func BenchmarkHandshakeReads(b *testing.B) {
+	s := openTemp(b)
+	ctx := context.Background()
+	const users, group = 2000, 10
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = store.NewID()
+		u := store.User{ID: ids[i], Username: fmt.Sprint("u", i), Email: fmt.Sprint("u", i, "@example.com"), CreatedAt: time.Now()}
+		if err := s.CreateUser(ctx, &u); err != nil {
+			b.Fatal(err)
+		}
+		ss := store.Session{ID: ids[i], UserID: ids[i], CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+		if err := s.CreateSession(ctx, &ss); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < users; i += group {
+		c := store.Chat{ID: store.NewID(), Type: store.ChatGroup, Name: "g", CreatedAt: time.Now()}
+		c.DirectKey = "group:" + c.ID
+		for _, id := range ids[i : i+group] {
+			c.Members = append(c.Members, store.Member{UserID: id, Role: store.RoleMember})
+		}
+		if err := s.CreateChat(ctx, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name string
+		run  func(id string) error
+	}{
+		{"session", func(id string) error { _, err := s.SessionByID(ctx, id); return err }},
+		{"chats", func(id string) error {
+			chats, err := s.ChatsByMember(ctx, id)
+			if err == nil && (len(chats) != 1 || len(chats[0].Members) != group) {
+				err = fmt.Errorf("%d chats", len(chats))
+			}
+			return err
+		}},
+		{"lastseen", func(id string) error { return s.SetLastSeen(ctx, id, time.Now()) }},
+	}
+	for _, step := range steps {
+		b.Run(step.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if err := step.run(ids[i%users]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			// The process's CPU, steadier than ns/op on a shared machine.
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -152,13 +152,20 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd store.UserUpdate)
 	return &u, nil
 }
 
+const setLastSeenQuery = `UPDATE users SET last_seen_at = ? WHERE id = ?`
+
 func (s *Store) SetLastSeen(ctx context.Context, id string, at time.Time) error {
-	return s.updateOne(ctx, "set last seen", `UPDATE users SET last_seen_at = ? WHERE id = ?`, toMS(at), id)
+	return checkOne("set last seen", func() (sql.Result, error) { return s.q.setLastSeen.ExecContext(ctx, toMS(at), id) })
 }
 
 // updateOne runs a write that must hit a row, else ErrNotFound.
 func (s *Store) updateOne(ctx context.Context, op, query string, args ...any) error {
-	res, err := s.w.ExecContext(ctx, query, args...)
+	return checkOne(op, func() (sql.Result, error) { return s.w.ExecContext(ctx, query, args...) })
+}
+
+// checkOne runs exec, a write that must hit a row, else ErrNotFound.
+func checkOne(op string, exec func() (sql.Result, error)) error {
+	res, err := exec()
 	if err != nil {
 		return wrap(op, err)
 	}
