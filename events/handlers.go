@@ -164,6 +164,7 @@ func (st *connState) trackSeen(seen *roomLookup) {
 func (st *connState) teardown() {
 	st.ended.Do(func() {
 		st.mern.stopTimer()
+		st.unbind()
 		st.s.work.begin()
 		go func() {
 			defer st.s.work.end()

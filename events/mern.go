@@ -260,7 +260,9 @@ func (st *connState) enterMERN() {
 		}
 	}
 	c.Join(sessionRoom(c.SessionID()), mernUserRoom(c.UserID()))
-	st.mern.dialect.Store(dialectMERN)
+	if st.mern.dialect.Swap(dialectMERN) != dialectMERN {
+		s.mern.bound.Add(1)
+	}
 }
 
 // connectMERN connects a socket whose handshake token the MERN API issued
@@ -321,6 +323,17 @@ type mernServer struct {
 	render MERNRenderer
 	seed   maphash.Seed
 	lanes  [mernLanes]*lane
+	// bound counts this node's sockets in the MERN dialect. A single node
+	// with none renders no message for the dialect: rendering loads the
+	// chat's users, which a native-only deployment would pay on every send.
+	bound atomic.Int64
+}
+
+// unbind forgets a socket that was in the MERN dialect, at its teardown.
+func (st *connState) unbind() {
+	if st.mern.dialect.Load() == dialectMERN {
+		st.s.mern.bound.Add(-1)
+	}
 }
 
 func (m *mernServer) init(r MERNRenderer, work *inflight) {
@@ -342,6 +355,11 @@ func (s *Server) mernToChat(chatID, event string, payload any) {
 	}
 	m, ok := payload.(wire.Message)
 	if !ok {
+		return
+	}
+	if s.adapter == nil && s.mern.bound.Load() == 0 {
+		// One node, and no MERN socket on it to receive the message. (In a
+		// cluster the app's sockets may be on any node: always render.)
 		return
 	}
 	l := s.mern.lanes[maphash.String(s.mern.seed, chatID)%mernLanes]

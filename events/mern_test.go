@@ -173,7 +173,32 @@ func (f fakeRenderer) Delivery(_ context.Context, m wire.Message) (any, []string
 func TestMERNDeliveries(t *testing.T) {
 	h := mernHarness(t, Config{}, fakeRenderer{members: []string{userA, userB, userC}})
 	next := func() emitted { return recv(t, h.out.events, "an emit") }
+	noEmit := func(what string) {
+		t.Helper()
+		for _, l := range h.s.mern.lanes {
+			done := make(chan struct{})
+			l.push(func() { close(done) })
+			<-done
+		}
+		select {
+		case e := <-h.out.events:
+			t.Fatalf("%s: %+v", what, e)
+		default:
+		}
+	}
 
+	// No socket on this node speaks the MERN dialect: nothing is rendered.
+	h.s.ToChat(chat1, chat.EventMessageNew, wire.Message{ID: "m0", ChatID: chat1, SenderID: userA}, "sockA")
+	if e := next(); e.event != chat.EventMessageNew {
+		t.Fatalf("native delivery %+v", e)
+	}
+	noEmit("a MERN delivery with no MERN socket on the node")
+
+	_, app := h.awaiting("sockApp")
+	deliver(app, MERNSetup, map[string]any{"token": "tok-b"})
+	if e := next(); e.event != "presence" { // B's first socket: B is online
+		t.Fatalf("after setup: %+v", e)
+	}
 	h.s.ToChat(chat1, chat.EventMessageNew, wire.Message{ID: "m1", ChatID: chat1, SenderID: userA}, "sockA")
 	if e := next(); e.event != chat.EventMessageNew || !slices.Equal(e.to, []string{chatRoom(chat1)}) {
 		t.Fatalf("native delivery %+v", e)

@@ -16,7 +16,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cp -r "$BENCH/." "$W/bench"
 (cd "$W/bench/loadgen" && go build -o ../lg .) && (cd "$W/bench/node-bare" && npm ci --silent)
 LG="$W/bench/lg"; RES="$OUT/results.jsonl"
-waitport() { for _ in $(seq 150); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.2; done; echo "port $1 never answered" >&2; return 1; }
+# A TCP connect, not an HTTP request: node-bare answers nothing outside /socket.io/.
+waitport() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.2; done; echo "port $1 never answered" >&2; return 1; }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
 echo "== Node bare socket.io"
