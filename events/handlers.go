@@ -460,17 +460,16 @@ func (st *connState) onPresence(v any, ack Ack) {
 	})
 }
 
-// presence answers for the users the caller may see (itself and those who
-// share a chat with it), in the order asked, each once; any other id is
-// left out, as ids that name no user are, so the answer tells a stranger
-// nothing about who exists or is online.
+// presence answers for the users who share a chat with the caller (the
+// contract's words: the caller itself is not among them), in the order
+// asked, each once; any other id is left out, as ids that name no user are,
+// so the answer tells a stranger nothing about who exists or is online.
 func (st *connState) presence(ctx context.Context, ids []string) (any, error) {
 	peers, err := st.s.chats.Peers(ctx, st.conn.UserID())
 	if err != nil {
 		return nil, fmt.Errorf("presence: look up peers: %w", err)
 	}
-	visible := make(map[string]bool, len(peers)+1)
-	visible[st.conn.UserID()] = true
+	visible := make(map[string]bool, len(peers))
 	for _, id := range peers {
 		visible[id] = true
 	}
