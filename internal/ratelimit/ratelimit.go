@@ -34,8 +34,6 @@ type Limit struct {
 	Burst  int
 }
 
-// PerSecond is rate units a second with room for burst at once.
-func PerSecond(rate, burst int) Limit { return Limit{Rate: rate, Period: time.Second, Burst: burst} }
 
 // Off reports whether l limits nothing.
 func (l Limit) Off() bool { return l.Rate <= 0 || l.Period <= 0 }
@@ -70,10 +68,18 @@ var (
 )
 
 // Redis keeps budgets in Redis under "rate:<key>", shared by every node.
-type Redis struct{ lim *redis_rate.Limiter }
+type Redis struct {
+	rdb redis.UniversalClient
+	lim *redis_rate.Limiter
+}
+
+// redisRatePrefix is the prefix redis_rate puts before every key.
+const redisRatePrefix = "rate:"
 
 // NewRedis returns a Limiter on rdb.
-func NewRedis(rdb redis.UniversalClient) *Redis { return &Redis{lim: redis_rate.NewLimiter(rdb)} }
+func NewRedis(rdb redis.UniversalClient) *Redis {
+	return &Redis{rdb: rdb, lim: redis_rate.NewLimiter(rdb)}
+}
 
 func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) {
 	if l.Off() {
@@ -89,14 +95,32 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) 
 	return Result{RetryAfter: max(res.RetryAfter, time.Millisecond)}, nil
 }
 
-// Refund runs the same script with a cost of -1: it moves the budget's
-// theoretical arrival time back by one unit, never before now (a full
-// budget stays full).
+// refundScript gives back one unit of a redis_rate budget: it moves the
+// key's theoretical arrival time (seconds since 2017, as redis_rate keeps
+// it) back by one emission interval, and deletes the key when that leaves
+// the budget full. redis_rate's own script run with a cost of -1 cannot do
+// this: it writes only a time still in the future, so refunding the last
+// unit taken left the key as it was.
+var refundScript = redis.NewScript(`
+local tat = redis.call("GET", KEYS[1])
+if not tat then return 0 end
+local now = redis.call("TIME")
+now = (now[1] - 1483228800) + (now[2] / 1000000)
+local new_tat = tonumber(tat) - tonumber(ARGV[1])
+if new_tat <= now then
+  redis.call("DEL", KEYS[1])
+else
+  redis.call("SET", KEYS[1], new_tat, "EX", math.ceil(new_tat - now))
+end
+return 1`)
+
+// Refund gives back one unit, never past a full budget.
 func (r *Redis) Refund(ctx context.Context, key string, l Limit) error {
 	if l.Off() {
 		return nil
 	}
-	if _, err := r.lim.AllowN(ctx, key, redis_rate.Limit{Rate: l.Rate, Period: l.Period, Burst: l.burst()}, -1); err != nil {
+	emission := l.Period.Seconds() / float64(l.Rate)
+	if err := refundScript.Run(ctx, r.rdb, []string{redisRatePrefix + key}, emission).Err(); err != nil {
 		return fmt.Errorf("ratelimit refund %s: %w", key, err)
 	}
 	return nil

@@ -79,6 +79,17 @@ func TestRefundAndReset(t *testing.T) {
 			if !take() || !take() || take() {
 				t.Fatal("a reset gives back the whole budget")
 			}
+			// Refunding the only unit taken makes the budget full again.
+			_ = lim.Reset(ctx, key)
+			if !take() {
+				t.Fatal("first take refused")
+			}
+			if err := lim.Refund(ctx, key, l); err != nil {
+				t.Fatal(err)
+			}
+			if !take() || !take() || take() {
+				t.Fatal("after refunding the one unit taken, want the whole burst (two) again")
+			}
 			// Refunds beyond what was taken do not grow the budget.
 			_ = lim.Reset(ctx, key)
 			for range 5 {
