@@ -307,6 +307,13 @@ func (a *LocalAdapter) store(p *Packet, data []any, opts BroadcastOptions) *Pack
 	return &Packet{Type: p.Type, Nsp: p.Nsp, ID: p.ID, Data: withOffset}
 }
 
+// HasRoom reports whether any socket of this node is in room.
+func (a *LocalAdapter) HasRoom(room string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return len(a.rooms[room]) > 0
+}
+
 // Sockets lists the ids of the sockets opts selects.
 func (a *LocalAdapter) Sockets(_ context.Context, opts BroadcastOptions) ([]string, error) {
 	targets := a.collect(nil, opts)

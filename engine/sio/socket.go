@@ -148,8 +148,10 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if s.nsp.server.opts.RecoveryWindow > 0 {
 		data := make([]any, 0, len(args)+1)
 		data = append(append(data, event), args...)
+		// Local: a socket's own room is on this node only; a cluster
+		// adapter need not publish it.
 		return s.nsp.adapter.Broadcast(&Packet{Type: Event, Nsp: s.nsp.name, ID: NoID, Data: data},
-			BroadcastOptions{Rooms: []string{s.id}})
+			BroadcastOptions{Rooms: []string{s.id}, Flags: BroadcastFlags{Local: true}})
 	}
 	enc, err := encodeEvent(s.nsp.name, NoID, event, args)
 	if err != nil {

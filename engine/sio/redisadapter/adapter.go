@@ -181,17 +181,16 @@ func (a *Adapter) Close() error {
 
 // --- this node to the others ---
 
-// Broadcast publishes p to the other nodes (unless opts.Flags.Local) and
-// delivers it to this node's sockets. A publish error is returned after the
-// local delivery.
+// Broadcast delivers p to this node's sockets, then publishes it to the
+// other nodes (unless opts.Flags.Local): this node's sockets never wait for
+// a Redis round trip, nor for a stalled Redis.
 func (a *Adapter) Broadcast(ctx context.Context, p *Packet, opts BroadcastOptions) error {
 	p.Nsp = a.opts.Nsp
-	var err error
-	if !opts.Flags.Local {
-		err = a.publishBroadcast(ctx, p, opts)
-	}
 	a.local.Broadcast(p, opts)
-	return err
+	if opts.Flags.Local {
+		return nil
+	}
+	return a.publishBroadcast(ctx, p, opts)
 }
 
 func (a *Adapter) publishBroadcast(ctx context.Context, p *Packet, opts BroadcastOptions) error {

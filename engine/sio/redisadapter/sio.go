@@ -180,10 +180,7 @@ func (l *sioLocal) Rooms() []string {
 	return out
 }
 
-func (l *sioLocal) HasRoom(room string) bool {
-	ids, _ := l.local.Sockets(context.Background(), sio.BroadcastOptions{Rooms: []string{room}})
-	return len(ids) > 0
-}
+func (l *sioLocal) HasRoom(room string) bool { return l.local.HasRoom(room) }
 
 // ServerSideEmit: engine/sio's listeners take no ack, so a request for one
 // goes unanswered (the sender times out, as with a Node listener that
