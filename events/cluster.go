@@ -38,11 +38,4 @@ func (s *Server) PresenceChanged(userID string, online bool) {
 // SessionsEnded remembers sessions another node ended: their sockets are
 // told and disconnected by that node through the adapter, but a socket
 // here still mid-handshake must be refused too.
-func (s *Server) SessionsEnded(_ string, sids []string) {
-	now := s.now()
-	s.revokedMu.Lock()
-	defer s.revokedMu.Unlock()
-	for _, sid := range sids {
-		s.revoked[sid] = now
-	}
-}
+func (s *Server) SessionsEnded(_ string, sids []string) { s.rememberRevoked(sids) }

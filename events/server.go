@@ -390,9 +390,21 @@ func (s *Server) revokedMemory() time.Duration {
 // revoke tells the sockets of ended sessions and disconnects them. It runs
 // inside the request that ended them, so it only touches memory.
 func (s *Server) revoke(_ string, sids []string) {
+	s.rememberRevoked(sids)
+	for _, sid := range sids {
+		room := sessionRoom(sid)
+		s.out.emit([]string{room}, nil, EventSessionRevoked, struct{}{})
+		s.out.disconnect(room)
+	}
+}
+
+// rememberRevoked notes ended sessions, so a socket of one still
+// mid-handshake is refused, and forgets those older than revokedMemory.
+func (s *Server) rememberRevoked(sids []string) {
 	now := s.now()
 	keep := s.revokedMemory()
 	s.revokedMu.Lock()
+	defer s.revokedMu.Unlock()
 	for sid, at := range s.revoked {
 		if now.Sub(at) > keep {
 			delete(s.revoked, sid)
@@ -400,12 +412,6 @@ func (s *Server) revoke(_ string, sids []string) {
 	}
 	for _, sid := range sids {
 		s.revoked[sid] = now
-	}
-	s.revokedMu.Unlock()
-	for _, sid := range sids {
-		room := sessionRoom(sid)
-		s.out.emit([]string{room}, nil, EventSessionRevoked, struct{}{})
-		s.out.disconnect(room)
 	}
 }
 
