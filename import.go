@@ -1,17 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
+
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/parley-chat/parley/mern/importer"
 )
@@ -33,7 +34,9 @@ written twice. See docs/mern.md.
 `
 
 // importCommand runs `parley import <kind> ...` and returns the exit code.
-func importCommand(args, environ []string, stdout, stderr io.Writer) int {
+// dir is where a .env file is read from (the working directory; a test's
+// own directory in tests, so a developer's .env cannot point it elsewhere).
+func importCommand(dir string, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "mern" {
 		fmt.Fprint(stderr, importUsage)
 		return exitUsage
@@ -50,14 +53,12 @@ func importCommand(args, environ []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	name := *db
-	if name == "" {
-		name = "chat"
-		if u, err := url.Parse(*from); err == nil && strings.Trim(u.Path, "/") != "" {
-			name = strings.Trim(u.Path, "/")
-		}
+	name, err := sourceDatabase(*from, *db)
+	if err != nil {
+		fmt.Fprintf(stderr, "parley import mern: --from: %v\n", err)
+		return exitUsage
 	}
-	cfg, err := loadConfig(".", environ)
+	cfg, err := loadConfig(dir, environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "parley: configuration: %v\n", err)
 		return exitUsage
@@ -102,4 +103,16 @@ func runImport(ctx context.Context, cfg Config, log *slog.Logger, from, db strin
 		err = fmt.Errorf("interrupted; run it again to finish (nothing is written twice): %w", err)
 	}
 	return sum, err
+}
+
+// sourceDatabase is the database to read: --db, else the URI's path, else
+// "chat" (the app's default). The URI is read by the driver's own parser,
+// so one it accepts (several hosts, say) never falls back to another
+// database unnoticed.
+func sourceDatabase(from, db string) (string, error) {
+	cs, err := connstring.Parse(from)
+	if err != nil {
+		return "", err
+	}
+	return cmp.Or(db, cs.Database, "chat"), nil
 }

@@ -36,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "import" {
-		os.Exit(importCommand(os.Args[2:], os.Environ(), os.Stdout, os.Stderr))
+		os.Exit(importCommand(".", os.Args[2:], os.Environ(), os.Stdout, os.Stderr))
 	}
 	cfg, err := loadConfig(".", os.Environ())
 	if err != nil {

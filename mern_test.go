@@ -130,7 +130,7 @@ func TestMERNImport(t *testing.T) {
 			}
 			for run := 1; run <= 2; run++ {
 				var out, progress bytes.Buffer
-				code := importCommand([]string{"mern", "--from", uri, "--db", srcDB}, env, &out, &progress)
+				code := importCommand(t.TempDir(), []string{"mern", "--from", uri, "--db", srcDB}, env, &out, &progress)
 				if code != exitRefused { // the fixture holds malformed documents
 					t.Fatalf("run %d: exit %d\n%s\n%s", run, code, out.String(), progress.String())
 				}
@@ -142,7 +142,7 @@ func TestMERNImport(t *testing.T) {
 					t.Fatalf("run %d summary:\n%s\nprogress:\n%s", run, out.String(), progress.String())
 				}
 			}
-			if code := importCommand([]string{"mern"}, env, io.Discard, io.Discard); code != exitUsage {
+			if code := importCommand(t.TempDir(), []string{"mern"}, env, io.Discard, io.Discard); code != exitUsage {
 				t.Fatalf("without --from: exit %d, want %d", code, exitUsage)
 			}
 
