@@ -220,7 +220,8 @@ func (c *Config) validate() error {
 	case c.RecoveryWindow < 0:
 		return &ConfigError{"RECOVERY_WINDOW", "must not be negative (0s turns recovery off)"}
 	case c.SocketQueueBytes < 1<<20:
-		// Below the largest packet (1 MB) one message could close a socket.
+		// A floor of its own, whatever the packet limit: a queue this
+		// small closes ordinary readers at the first burst of a busy chat.
 		return &ConfigError{"SOCKET_QUEUE_BYTES", fmt.Sprintf("invalid value %d: must be at least 1048576", c.SocketQueueBytes)}
 	case c.PProf && !loopback(c.PProfAddr):
 		return &ConfigError{"PPROF_ADDR", fmt.Sprintf("invalid value %q: profiles are served on a loopback address only, e.g. 127.0.0.1:6060", c.PProfAddr)}

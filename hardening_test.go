@@ -98,7 +98,7 @@ func TestLoginGuessRace(t *testing.T) {
 	}
 }
 
-// sessionID reads a token's sid claim (the test knows the token's shape;
+// sessionIDOf reads a token's sid claim (the test knows the token's shape;
 // the server never shows session ids otherwise).
 func sessionIDOf(t *testing.T, token string) string {
 	t.Helper()
@@ -278,9 +278,9 @@ func TestNameForms(t *testing.T) {
 	}
 }
 
-// TestPresenceOnlyForPeers: presence:get answers for the caller and users
-// who share a chat with it; a stranger's presence is left out, exactly as
-// an unknown id is.
+// TestPresenceOnlyForPeers: presence:get answers for the users who share a
+// chat with the caller; a stranger's presence (and the caller's own) is
+// left out, exactly as an unknown id is.
 func TestPresenceOnlyForPeers(t *testing.T) {
 	srv := startServer(t, testConfig(t, "sqlite"))
 	a, b, stranger := signup(t, srv, "pres_a"), signup(t, srv, "pres_b"), signup(t, srv, "pres_x")

@@ -4,7 +4,7 @@
 // upgrade probe, heartbeats, close and upgrade races — and passes the official
 // socketio/engine.io-protocol test suite (see scripts/conformance).
 //
-// # API changes from ENGINE-SEAM.md
+// # API notes
 //
 //   - Options.AllowUpgrades (bool, "default true" cannot be told from unset) is
 //     Options.DisableUpgrades.
