@@ -387,7 +387,7 @@ func (st *connState) onRead(v any, ack Ack) {
 }
 
 func (st *connState) onTyping(v any, ack Ack) {
-	if st.overLimit(EventTyping, "typing", st.s.socketLimiter, "typing:"+st.key, st.s.cfg.Limits.Typing, ack) {
+	if st.overTypingLimit(ack) {
 		return
 	}
 	st.on(laneTyping, EventTyping, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
@@ -399,8 +399,17 @@ func (st *connState) onTyping(v any, ack Ack) {
 	})
 }
 
+// overTypingLimit takes one of the socket's typing changes; both dialects'
+// typing events count against the one budget.
+func (st *connState) overTypingLimit(ack Ack) bool {
+	return st.overLimit(EventTyping, "typing", st.s.socketLimiter, "typing:"+st.key, st.s.cfg.Limits.Typing, ack)
+}
+
 // relayTyping is a MERN typing change (mern.go): a chat id, no payload.
 func (st *connState) relayTyping(chatID string, isTyping bool, ack Ack) {
+	if st.overTypingLimit(ack) {
+		return
+	}
 	work := st.typingWork(chatID, isTyping, ack)
 	if work == nil {
 		st.reply(EventTyping, ack, okAck{OK: true}, nil)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/auth"
 	"github.com/parley-chat/parley/chat"
+	"github.com/parley-chat/parley/internal/ratelimit"
 	"github.com/parley-chat/parley/internal/wire"
 )
 
@@ -258,5 +259,21 @@ func TestMERNAppSessionConnects(t *testing.T) {
 	h.settle(t)
 	if !c.in(mernChatRoom(chat1)) {
 		t.Fatal("join chat refused on an app session's socket")
+	}
+}
+
+// The MERN app's typing and stop typing count against the socket's typing
+// budget, as native typing changes do.
+func TestMERNTypingLimited(t *testing.T) {
+	h := mernHarness(t, Config{Limits: Limits{Typing: ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 2}}}, nil)
+	h.chats.members[chat1] = []string{userA, userB}
+	_, st := h.awaiting("sockApp")
+	deliver(st, MERNSetup, map[string]any{"token": "tok-a"})
+	for _, event := range []string{MERNTyping, MERNStopTyping, MERNTyping, MERNStopTyping} {
+		deliver(st, event, chat1)
+	}
+	h.settle(t)
+	if _, typings, _, _ := h.chats.calls(); typings != 2 {
+		t.Fatalf("%d typing changes relayed, want the budget's 2", typings)
 	}
 }
