@@ -342,23 +342,30 @@ func done(err error) (any, error) {
 // rate_limited and goes no further (nothing stored, nothing relayed), and
 // the socket stays up.
 func (st *connState) overLimit(event, limit string, lim ratelimit.Limiter, key string, l ratelimit.Limit, ack Ack) bool {
-	res, err := lim.Allow(st.s.ctx, key, l)
+	if err := st.take(st.s.ctx, event, limit, lim, key, l); err != nil {
+		st.reply(event, ack, nil, err)
+		return true
+	}
+	return false
+}
+
+// take takes one unit of key's budget, or says rate_limited. A limiter
+// that fails lets the event through (logged): a Redis outage must not stop
+// every chat.
+func (st *connState) take(ctx context.Context, event, limit string, lim ratelimit.Limiter, key string, l ratelimit.Limit) error {
+	res, err := lim.Allow(ctx, key, l)
 	if err != nil {
 		st.s.log.Warn("socket: rate limit unavailable", "event", event, "err", err)
-		return false
+		return nil
 	}
 	if res.Allowed {
-		return false
+		return nil
 	}
 	st.s.metrics.limited(limit)
-	st.reply(event, ack, nil, rateLimited("too many "+limit+", slow down", res.RetryAfter))
-	return true
+	return rateLimited("too many "+limit+", slow down", res.RetryAfter)
 }
 
 func (st *connState) onSend(v any, ack Ack) {
-	if st.overLimit(EventMessageSend, "sends", st.s.limiter, "send:"+st.conn.UserID(), st.s.cfg.Limits.Send, ack) {
-		return
-	}
 	st.on(laneSend, EventMessageSend, v, ack, func(p *payload) func(ctx context.Context) (any, error) {
 		in := chat.SendInput{
 			ChatID:      str.Deref(p.String("chatId", true)),
@@ -367,6 +374,12 @@ func (st *connState) onSend(v any, ack Ack) {
 			ClientMsgID: p.String("clientMsgId", false),
 		}
 		return func(ctx context.Context) (any, error) {
+			// The per-user budget is taken on the send lane, not the
+			// socket's read path: a shared limiter is a Redis round trip,
+			// and a slow Redis must not hold up the socket's other events.
+			if err := st.take(ctx, EventMessageSend, "sends", st.s.limiter, "send:"+st.conn.UserID(), st.s.cfg.Limits.Send); err != nil {
+				return nil, err
+			}
 			sent, err := st.s.chats.Send(ctx, st.conn.UserID(), st.conn.ID(), in)
 			if err != nil {
 				return nil, err
