@@ -63,7 +63,10 @@ type connState struct {
 	mu      sync.Mutex
 	closed  bool
 	tracked bool
-	ended   sync.Once
+	// bound: counted in the server's MERN sockets (mern.go); under mu
+	// with closed, so a teardown racing a setup never leaves it counted.
+	bound bool
+	ended sync.Once
 
 	mern mernConn // the MERN dialect's state (mern.go)
 }
@@ -164,7 +167,6 @@ func (st *connState) trackSeen(seen *roomLookup) {
 func (st *connState) teardown() {
 	st.ended.Do(func() {
 		st.mern.stopTimer()
-		st.unbind()
 		st.s.work.begin()
 		go func() {
 			defer st.s.work.end()
@@ -179,6 +181,9 @@ func (st *connState) teardown() {
 			st.mu.Lock()
 			defer st.mu.Unlock()
 			st.closed = true
+			if st.bound {
+				st.s.mern.bound.Add(-1)
+			}
 			if st.tracked {
 				st.s.userDisconnected(st.conn.UserID(), st.key)
 			}

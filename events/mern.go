@@ -260,7 +260,11 @@ func (st *connState) enterMERN() {
 		}
 	}
 	c.Join(sessionRoom(c.SessionID()), mernUserRoom(c.UserID()))
-	if st.mern.dialect.Swap(dialectMERN) != dialectMERN {
+	st.mern.dialect.Store(dialectMERN)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.closed && !st.bound {
+		st.bound = true
 		s.mern.bound.Add(1)
 	}
 }
@@ -327,13 +331,6 @@ type mernServer struct {
 	// with none renders no message for the dialect: rendering loads the
 	// chat's users, which a native-only deployment would pay on every send.
 	bound atomic.Int64
-}
-
-// unbind forgets a socket that was in the MERN dialect, at its teardown.
-func (st *connState) unbind() {
-	if st.mern.dialect.Load() == dialectMERN {
-		st.s.mern.bound.Add(-1)
-	}
 }
 
 func (m *mernServer) init(r MERNRenderer, work *inflight) {

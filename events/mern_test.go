@@ -237,6 +237,18 @@ func TestMERNDeliveries(t *testing.T) {
 		t.Fatalf("a MERN emit for message:read: %+v", e)
 	default:
 	}
+
+	// The MERN socket goes: the node has none again, and renders nothing.
+	app.teardown()
+	h.settle(t)
+	if e := next(); e.event != "presence" { // B's last socket: B is offline
+		t.Fatalf("after teardown: %+v", e)
+	}
+	h.s.ToChat(chat1, chat.EventMessageNew, wire.Message{ID: "m2", ChatID: chat1, SenderID: userA}, "sockA")
+	if e := next(); e.event != chat.EventMessageNew {
+		t.Fatalf("native delivery %+v", e)
+	}
+	noEmit("a MERN delivery after the node's last MERN socket went")
 }
 
 // A socket whose token the MERN API issued (the app reconnecting with its
