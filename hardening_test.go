@@ -208,6 +208,10 @@ func TestLogoutSurvivesRedisOutage(t *testing.T) {
 				t.Fatalf("fresh token: %d", r.Status)
 			}
 		}
+		// A socket of the session on node 2, open through the outage. It is
+		// not asserted on: the logout's notice to other nodes went to the
+		// down Redis, and a reconcile purges the cache but disconnects
+		// nothing (a known limit, docs/reliability.md).
 		live := connectSock(t, n2, a.Token)
 		if ttl := testenv.RedisClient(t, rds.URL).TTL(context.Background(), key).Val(); ttl < time.Hour {
 			t.Fatalf("the session is not cached before the outage (TTL %v)", ttl)
