@@ -456,21 +456,13 @@ func sortedKeys(m map[string]any) []string {
 // frames is one packet as Engine.IO messages (its text, then its
 // attachments), built once and shared by every recipient.
 type frames struct {
-	parts []framePart
-	msgs  []*eio.Message
-}
-
-type framePart struct {
-	data   []byte
-	binary bool
+	msgs []*eio.Message
 }
 
 func (e Encoded) frames() *frames {
-	f := &frames{parts: make([]framePart, 0, 1+len(e.Attachments)), msgs: make([]*eio.Message, 0, 1+len(e.Attachments))}
-	f.parts = append(f.parts, framePart{data: e.Text})
+	f := &frames{msgs: make([]*eio.Message, 0, 1+len(e.Attachments))}
 	f.msgs = append(f.msgs, eio.TextMessage(e.Text))
 	for _, b := range e.Attachments {
-		f.parts = append(f.parts, framePart{data: b, binary: true})
 		f.msgs = append(f.msgs, eio.BinaryMessage(b))
 	}
 	return f

@@ -57,11 +57,11 @@ func (c *fakeConn) send(f *frames) error {
 		return eio.ErrQueueOverflow
 	}
 	c.frames = append(c.frames, f)
-	for _, p := range f.parts {
-		if p.binary {
-			c.out = append(c.out, "bin:"+hex.EncodeToString(p.data))
+	for _, m := range f.msgs {
+		if m.IsBinary() {
+			c.out = append(c.out, "bin:"+hex.EncodeToString(m.Data()))
 		} else {
-			c.out = append(c.out, string(p.data))
+			c.out = append(c.out, string(m.Data()))
 		}
 	}
 	close(c.changed)
