@@ -143,8 +143,13 @@ func (a *Accounts) LoginApp(ctx context.Context, app, login, password, client, u
 	if login == "" || password == "" {
 		return nil, apperr.Invalid("login and password are required", map[string]string{"login": "required", "password": "required"})
 	}
+	// The address first: a flood from a spent address costs no lookup.
+	if wait, err := a.throttle.ReserveAddress(ctx, client); err != nil || wait > 0 {
+		return nil, throttled(wait, err)
+	}
 	u, err := a.users.UserByLogin(ctx, login)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		_ = a.throttle.refundAddress(ctx, client)
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	hash, userID := "", ""
@@ -152,10 +157,8 @@ func (a *Accounts) LoginApp(ctx context.Context, app, login, password, client, u
 		hash, userID = u.PasswordHash, u.ID
 	}
 	account := accountKey(userID, login)
-	if wait, err := a.throttle.Reserve(ctx, account, client); err != nil {
-		return nil, fmt.Errorf("login throttle: %w", err)
-	} else if wait > 0 {
-		return nil, &apperr.Error{Code: apperr.RateLimited, Message: "too many failed logins, try again later", RetryAfter: wait}
+	if wait, err := a.throttle.ReserveAccount(ctx, account, client); err != nil || wait > 0 {
+		return nil, throttled(wait, err)
 	}
 	if !a.passwords.Check(hash, password) || u == nil {
 		return nil, ErrBadLogin
@@ -164,6 +167,14 @@ func (a *Accounts) LoginApp(ctx context.Context, app, login, password, client, u
 		a.log.Warn("clear login failures", "err", err)
 	}
 	return a.grant(ctx, u, userAgent, app)
+}
+
+// throttled is a throttle's refusal: its error, or rate_limited.
+func throttled(wait time.Duration, err error) error {
+	if err != nil {
+		return fmt.Errorf("login throttle: %w", err)
+	}
+	return &apperr.Error{Code: apperr.RateLimited, Message: "too many failed logins, try again later", RetryAfter: wait}
 }
 
 func (a *Accounts) grant(ctx context.Context, u *store.User, userAgent, app string) (*Grant, error) {

@@ -1,8 +1,17 @@
 package auth
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/internal/apperr"
+	"github.com/parley-chat/parley/internal/ratelimit"
+	"github.com/parley-chat/parley/store"
 )
 
 // The HTTP flows of Accounts are tested end to end at the repository root;
@@ -135,5 +144,45 @@ func TestPasswordProblem(t *testing.T) {
 		if got := passwordProblem(c.in); (got == "") != c.ok {
 			t.Errorf("passwordProblem(%d bytes) = %q, want ok=%v", len(c.in), got, c.ok)
 		}
+	}
+}
+
+// countingUsers is a Users that finds no one and counts its lookups.
+type countingUsers struct{ lookups atomic.Int64 }
+
+func (u *countingUsers) CreateUser(context.Context, *store.User) error { return nil }
+func (u *countingUsers) UserByID(context.Context, string) (*store.User, error) {
+	return nil, store.ErrNotFound
+}
+func (u *countingUsers) UserByLogin(context.Context, string) (*store.User, error) {
+	u.lookups.Add(1)
+	return nil, store.ErrNotFound
+}
+func (u *countingUsers) UpdateUser(context.Context, string, store.UserUpdate) (*store.User, error) {
+	return nil, store.ErrNotFound
+}
+
+// A login from an address whose budget is spent is refused before the
+// account is looked up: a guessing flood costs the store nothing.
+func TestLoginThrottlesTheAddressBeforeTheLookup(t *testing.T) {
+	users := &countingUsers{}
+	throttle := NewThrottle(ratelimit.NewMemory(nil), ThrottleLimits{PerAccount: 100, PerAddress: 2, Window: time.Hour})
+	passwords, err := NewPasswords(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewAccounts(users, nil, passwords, nil, throttle, slog.New(slog.DiscardHandler))
+	for i := range 5 {
+		_, err := a.Login(context.Background(), fmt.Sprintf("guess%d@example.com", i), "password", "192.0.2.1", "")
+		want := apperr.Unauthorized
+		if i >= 2 {
+			want = apperr.RateLimited
+		}
+		if got := apperr.From(err).Code; got != want {
+			t.Fatalf("login %d: %v, want %s", i, err, want)
+		}
+	}
+	if n := users.lookups.Load(); n != 2 {
+		t.Fatalf("%d lookups, want 2 (none once the address's budget is spent)", n)
 	}
 }

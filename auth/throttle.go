@@ -61,28 +61,52 @@ func addressKey(client string) string { return "login:addr:" + client }
 
 // Reserve takes one guess from the account's and the address's budgets. It
 // returns how long to wait when either is spent (and then takes nothing).
+// A login takes the two halves apart (ReserveAddress before it looks the
+// account up, ReserveAccount after); Reserve is both at once.
 func (t *Throttle) Reserve(ctx context.Context, account, client string) (time.Duration, error) {
-	res, err := t.lim.Allow(ctx, account, t.perAccount)
+	if wait, err := t.ReserveAddress(ctx, client); err != nil || wait > 0 {
+		return wait, err
+	}
+	return t.ReserveAccount(ctx, account, client)
+}
+
+// ReserveAddress takes one guess from the client address's budget. It
+// needs no account, so a flood from a spent address costs no lookup.
+func (t *Throttle) ReserveAddress(ctx context.Context, client string) (time.Duration, error) {
+	res, err := t.lim.Allow(ctx, addressKey(client), t.perAddress)
 	if err != nil {
 		return 0, err
 	}
 	if !res.Allowed {
 		return max(res.RetryAfter, time.Second), nil
 	}
-	res, err = t.lim.Allow(ctx, addressKey(client), t.perAddress)
+	return 0, nil
+}
+
+// ReserveAccount takes one guess from the account's budget, after
+// ReserveAddress; when the account's is spent, the address's guess is
+// given back.
+func (t *Throttle) ReserveAccount(ctx context.Context, account, client string) (time.Duration, error) {
+	res, err := t.lim.Allow(ctx, account, t.perAccount)
 	if err == nil && res.Allowed {
 		return 0, nil
 	}
-	_ = t.lim.Refund(ctx, account, t.perAccount)
+	_ = t.lim.Refund(ctx, addressKey(client), t.perAddress)
 	if err != nil {
 		return 0, err
 	}
 	return max(res.RetryAfter, time.Second), nil
 }
 
+// refundAddress gives back the address's guess of a login that could not
+// be checked (a store error).
+func (t *Throttle) refundAddress(ctx context.Context, client string) error {
+	return t.lim.Refund(ctx, addressKey(client), t.perAddress)
+}
+
 // Succeeded clears the account's budget and returns the address's unit.
 func (t *Throttle) Succeeded(ctx context.Context, account, client string) error {
-	if err := t.lim.Refund(ctx, addressKey(client), t.perAddress); err != nil {
+	if err := t.refundAddress(ctx, client); err != nil {
 		return err
 	}
 	return t.lim.Reset(ctx, account)
