@@ -105,6 +105,13 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.sessions, []mdriver.IndexModel{
 			{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: 1}}, Options: named("userId_createdAt")},
 		}},
+		// Every node reads the pending notes each reconcile interval (1s):
+		// "pending_id" serves that read and its _id order, "expiresAt" the
+		// minutely delete of expired notes.
+		{s.sessionPurges(), []mdriver.IndexModel{
+			{Keys: bson.D{{Key: "pending", Value: 1}, {Key: "_id", Value: 1}}, Options: named("pending_id")},
+			{Keys: bson.D{{Key: "expiresAt", Value: 1}}, Options: named("expiresAt")},
+		}},
 		{s.chats, []mdriver.IndexModel{
 			{Keys: bson.D{{Key: "directKey", Value: 1}}, Options: unique(idxDirectKey)},
 		}},
