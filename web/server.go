@@ -123,7 +123,7 @@ func NewRouter(d Deps) http.Handler {
 		s.presence = noPresence{}
 	}
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.observe, s.withClientAddr)
+	r.Use(s.recoverer, s.observe)
 	notFound := s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apperr.New(apperr.NotFound, "no such route")
 	})
@@ -137,7 +137,9 @@ func NewRouter(d Deps) http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 
 	r.Route("/api", func(r chi.Router) {
-		r.Use(s.limitREST)
+		// Only /api reads the client address (its limits, the login
+		// throttle); sockets, static files and probes do not pay for it.
+		r.Use(s.withClientAddr, s.limitREST)
 		r.Post("/auth/signup", s.handle(s.signup))
 		r.Post("/auth/login", s.handle(s.login))
 		r.Group(func(r chi.Router) {
