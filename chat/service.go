@@ -369,6 +369,34 @@ func (s *Service) Member(ctx context.Context, userID, chatID string) error {
 	return err
 }
 
+// MemberOfAny reports whether userID belongs to one of chatIDs: from the
+// cache when it knows them as a member, else from one read of the user's
+// chats, however many ids are asked about (a stranger probing a file that
+// many chats carry costs one read, not one per chat).
+func (s *Service) MemberOfAny(ctx context.Context, userID string, chatIDs []string) (bool, error) {
+	s.mu.RLock()
+	for _, id := range chatIDs {
+		if c, ok := s.chats[id]; ok && memberOf(c, userID) != nil {
+			s.mu.RUnlock()
+			return true, nil
+		}
+	}
+	s.mu.RUnlock()
+	if len(chatIDs) == 0 {
+		return false, nil
+	}
+	mine, err := s.Membership(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	for _, id := range mine.ChatIDs {
+		if slices.Contains(chatIDs, id) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Membership is what a connecting socket needs of its user's chats: their
 // ids, for the rooms, and the users who share one, for the presence
 // announcement, from one read.

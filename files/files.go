@@ -46,8 +46,8 @@ type Store interface {
 // Membership answers whether a user is in a chat; *chat.Service implements
 // it from the chats it caches.
 type Membership interface {
-	// Member answers not_found unless userID belongs to chatID.
-	Member(ctx context.Context, userID, chatID string) error
+	// MemberOfAny reports whether userID belongs to one of chatIDs.
+	MemberOfAny(ctx context.Context, userID string, chatIDs []string) (bool, error)
 }
 
 // Limits bound one upload.
@@ -242,16 +242,14 @@ func (s *Service) Readable(ctx context.Context, userID, id string) (*store.File,
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range chats {
-		err := s.members.Member(ctx, userID, c)
-		if err == nil {
-			return f, nil
-		}
-		if apperr.From(err).Code != apperr.NotFound {
-			return nil, err
-		}
+	ok, err := s.members.MemberOfAny(ctx, userID, chats)
+	if err != nil {
+		return nil, err
 	}
-	return nil, errNoFile
+	if !ok {
+		return nil, errNoFile
+	}
+	return f, nil
 }
 
 // Avatar is the avatar file of user uid; anyone signed in may read it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/parley-chat/parley/internal/apperr"
@@ -34,16 +35,16 @@ type members struct {
 	err error
 }
 
-func (m members) Member(_ context.Context, userID, chatID string) error {
+func (m members) MemberOfAny(_ context.Context, userID string, chatIDs []string) (bool, error) {
 	if m.err != nil {
-		return m.err
+		return false, m.err
 	}
-	for _, u := range m.in[chatID] {
-		if u == userID {
-			return nil
+	for _, c := range chatIDs {
+		if slices.Contains(m.in[c], userID) {
+			return true, nil
 		}
 	}
-	return apperr.New(apperr.NotFound, "no such chat")
+	return false, nil
 }
 
 func TestReadable(t *testing.T) {
