@@ -34,7 +34,6 @@ type Limit struct {
 	Burst  int
 }
 
-
 // Off reports whether l limits nothing.
 func (l Limit) Off() bool { return l.Rate <= 0 || l.Period <= 0 }
 
